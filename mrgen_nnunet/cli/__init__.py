@@ -1,0 +1,1 @@
+"""Typer CLI. Modules here only parse, resolve paths/environment once, and call plain functions."""

@@ -1,0 +1,131 @@
+"""SimpleITK image IO that keeps geometry, atomic writes, and axial slice extraction.
+
+Arrays follow SimpleITK's order: a 3D volume is (z, y, x), a 2D slice is (y, x). Geometry tuples follow
+SimpleITK's (x, y[, z]) order.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mrgen_nnunet.errors import MRGenError
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Physical placement of an image: spacing (mm), origin (mm), direction cosines (row-major)."""
+
+    spacing: tuple[float, ...]
+    origin: tuple[float, ...]
+    direction: tuple[float, ...]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.spacing)
+
+    def to_dict(self) -> dict:
+        return {"spacing": list(self.spacing), "origin": list(self.origin), "direction": list(self.direction)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Geometry:
+        return cls(tuple(d["spacing"]), tuple(d["origin"]), tuple(d["direction"]))
+
+    @classmethod
+    def default(cls, ndim: int, spacing: tuple[float, ...] | None = None) -> Geometry:
+        eye = tuple(float(v) for v in np.eye(ndim).ravel())
+        return cls(tuple(spacing or (1.0,) * ndim), (0.0,) * ndim, eye)
+
+
+def read_image(path: str | os.PathLike) -> tuple[np.ndarray, Geometry]:
+    """Read any SimpleITK-readable image. Returns (array (z, y, x) or (y, x), geometry).
+
+    RGB(A) images (PNG/JPEG) are converted to grey by averaging the colour channels.
+    """
+    import SimpleITK as sitk
+
+    path = Path(path)
+    if not path.is_file():
+        raise MRGenError("image file not found", path, "check the path")
+    try:
+        image = sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
+        raise MRGenError(f"cannot read image: {first}", path, "the file is corrupt or truncated; re-export it") from None
+    array = sitk.GetArrayFromImage(image)
+    if image.GetNumberOfComponentsPerPixel() > 1:
+        array = array[..., :3].mean(axis=-1)
+    geometry = Geometry(tuple(image.GetSpacing()), tuple(image.GetOrigin()), tuple(image.GetDirection()))
+    return array, geometry
+
+
+def atomic_path(path: Path) -> Path:
+    """A hidden temporary sibling of `path` with the same suffixes (SimpleITK picks the format from them)."""
+    suffixes = "".join(path.suffixes)
+    stem = path.name[: len(path.name) - len(suffixes)] if suffixes else path.name
+    return path.with_name(f".{stem}.tmp-{uuid.uuid4().hex[:8]}{suffixes}")
+
+
+def write_image(array: np.ndarray, geometry: Geometry, path: str | os.PathLike) -> Path:
+    """Write `array` ((z, y, x) or (y, x)) with `geometry` atomically (temp file + rename)."""
+    import SimpleITK as sitk
+
+    path = Path(path)
+    if array.ndim != geometry.ndim:
+        raise MRGenError(f"array has {array.ndim} dims but geometry has {geometry.ndim}", path)
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing([float(s) for s in geometry.spacing])
+    image.SetOrigin([float(o) for o in geometry.origin])
+    image.SetDirection([float(d) for d in geometry.direction])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = atomic_path(path)
+    try:
+        sitk.WriteImage(image, str(tmp), useCompression=True)
+        os.replace(tmp, path)
+    except (RuntimeError, OSError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise MRGenError(f"cannot write image: {str(exc).strip().splitlines()[-1]}", path,
+                         "check free disk space and write permission") from None
+    return path
+
+
+def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
+    """Write a text file atomically (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = atomic_path(path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise MRGenError(f"cannot write file: {exc.strerror}", path, "check free disk space and write permission") from None
+    return path
+
+
+def slice_geometry(volume: Geometry, index: int) -> Geometry:
+    """2D geometry of axial slice `index` of a 3D volume: in-plane spacing, the slice's own origin, 2x2 direction."""
+    if volume.ndim == 2:
+        return volume
+    direction = np.asarray(volume.direction, dtype=float).reshape(3, 3)
+    origin = np.asarray(volume.origin, dtype=float) + direction @ np.array([0.0, 0.0, index * volume.spacing[2]])
+    return Geometry(
+        tuple(float(s) for s in volume.spacing[:2]),
+        tuple(float(o) for o in origin[:2]),
+        tuple(float(d) for d in direction[:2, :2].ravel()),
+    )
+
+
+def extract_slice(volume: np.ndarray, index: int) -> np.ndarray:
+    """Axial slice `index` ((y, x)) of a (z, y, x) volume; a 2D array is returned unchanged."""
+    if volume.ndim == 2:
+        return volume
+    if volume.ndim != 3:
+        raise MRGenError(f"expected a 2D or 3D image, got {volume.ndim}D")
+    if not 0 <= index < volume.shape[0]:
+        raise MRGenError(f"slice {index} out of range 0..{volume.shape[0] - 1}")
+    return volume[index]

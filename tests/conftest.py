@@ -1,0 +1,37 @@
+"""Shared fixtures: the ../shared/data location (skip when absent) and a quiet, 2-core-friendly torch."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data beside the checkout; tests that need real MRI skip when it is absent (a user's clone)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data folder {SHARED_DATA} is absent (only the project's CI/dev machines have it)")
+    return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads():
+    import torch
+
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    yield
+
+
+@pytest.fixture
+def nnunet_env(tmp_path, monkeypatch) -> dict[str, Path]:
+    """Fresh nnUNet_raw / nnUNet_preprocessed / nnUNet_results folders under tmp_path, set in the environment."""
+    paths = {name: tmp_path / name for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}
+    for name, p in paths.items():
+        p.mkdir()
+        monkeypatch.setenv(name, str(p))
+    monkeypatch.setenv("nnUNet_n_proc_DA", "0")
+    return paths
