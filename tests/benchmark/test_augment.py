@@ -1,0 +1,69 @@
+"""Randomised-contrast baselines and slice-dataset writing/merging."""
+
+import json
+
+import numpy as np
+import pytest
+
+from mrgen_nnunet.benchmark.augment import augment_slice_dataset, intensity_remap, label_map_image
+from mrgen_nnunet.benchmark.datasets import SliceCase, merge_slice_datasets, training_cases, write_slice_dataset
+from mrgen_nnunet.data.io import Geometry, read_image
+from mrgen_nnunet.demo.phantom import PhantomSpec, render_volume
+from mrgen_nnunet.errors import MRGenError
+
+META = {"channel_names": {"0": "bSSFP"}, "labels": {"background": 0, "myocardium": 1, "left ventricle": 2,
+                                                    "right ventricle": 3},
+        "mrgen": {"modality": "bSSFP Cardiac MRI"}}
+
+
+def _slices(n=2):
+    rng = np.random.default_rng(0)
+    image, label = render_volume(PhantomSpec(n_slices=n, size=32), "bSSFP", rng)
+    return image, label
+
+
+def test_remap_keeps_anatomy_and_scrambles_contrast():
+    image, label = _slices()
+    outs = [intensity_remap(image[0], np.random.default_rng(s)) for s in range(6)]
+    for out in outs:
+        assert out.shape == image[0].shape and out.dtype == np.float32
+        assert 0 <= out.min() and out.max() <= 1000
+    # contrast between blood (2) and myocardium (1) changes sign across draws: the curve is non-monotonic
+    diffs = [o[label[0] == 2].mean() - o[label[0] == 1].mean() for o in outs]
+    assert min(diffs) < 0 < max(diffs)
+
+
+def test_label_map_image_follows_labels_not_source_intensities():
+    image, label = _slices()
+    out = label_map_image(label[0], image[0], np.random.default_rng(1), blur_sigma=(0.0, 0.0), noise=(0, 0),
+                          bias=0.0)
+    for v in (1, 2, 3):  # each structure has its own narrow intensity distribution
+        assert out[label[0] == v].std() < 0.1 * 1000
+    other = label_map_image(label[0], image[0], np.random.default_rng(2))
+    assert not np.allclose(out, other)
+
+
+def _source(tmp_path):
+    image, label = _slices(2)
+    geom = Geometry.default(2, (2.5, 2.5))
+    cases = [SliceCase(f"bSSFP001_z{k:03d}", "bSSFP/001", image[k], label[k], geom) for k in range(2)]
+    return write_slice_dataset(tmp_path, 101, "src", cases, META, synthetic=False)
+
+
+def test_augment_and_merge(tmp_path):
+    src = _source(tmp_path)
+    aug = augment_slice_dataset(src, tmp_path, 102, "remap", "remap", copies=3, seed=0)
+    assert len(training_cases(aug)) == 6
+    lab0, _ = read_image(aug / "labelsTr" / "bSSFP001_z000_remap1.nii.gz")
+    assert np.array_equal(lab0, read_image(src / "labelsTr" / "bSSFP001_z000.nii.gz")[0])
+    merged = merge_slice_datasets(tmp_path, 103, "mix", [src, aug], ratio=1.0)
+    meta = json.loads((merged / "dataset.json").read_text())
+    assert meta["numTraining"] == 8 and meta["labels"] == META["labels"]
+    assert meta["mrgen"]["real_to_synthetic_ratio"] == 1.0
+    assert len(meta["mrgen"]["synthetic_cases"]) == 6
+    assert set(meta["mrgen"]["patients"].values()) == {"bSSFP/001"}
+    with pytest.raises(MRGenError, match="exists"):
+        merge_slice_datasets(tmp_path, 103, "mix", [src, aug], ratio=1.0)
+    with pytest.raises(MRGenError, match="two datasets"):
+        merge_slice_datasets(tmp_path, 104, "dup", [src, src], ratio=None)
+    assert not list(tmp_path.glob("Dataset104_*")) and not list(tmp_path.glob(".Dataset104*"))
