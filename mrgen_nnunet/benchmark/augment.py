@@ -116,15 +116,16 @@ def augment_slice_dataset(
     New case ids `"{case}_{style}{j}"`, labels copied unchanged, `mrgen.patients` kept (source patient ids),
     every case listed in `mrgen.synthetic_cases` (not a real acquisition: validation skips it). Returns the new dataset folder.
     """
-    from mrgen_nnunet.benchmark.datasets import SliceCase, read_meta, training_cases, write_slice_dataset
+    from mrgen_nnunet.benchmark.datasets import SliceCase, write_slice_dataset
     from mrgen_nnunet.data.io import read_image
+    from mrgen_nnunet.data.nnunet_raw import list_cases, read_dataset_json
 
-    meta = read_meta(source)
+    meta = read_dataset_json(source)
     patients = meta["mrgen"]["patients"]
     rng = np.random.default_rng(seed)
 
     def cases():
-        for case in training_cases(source):
+        for case in list_cases(source):
             image, geometry = read_image(source / "imagesTr" / f"{case}_0000.nii.gz")
             label, _ = read_image(source / "labelsTr" / f"{case}.nii.gz")
             for j in range(copies):

@@ -11,13 +11,20 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterable
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from mrgen_nnunet.data.io import Geometry, write_image, write_text_atomic
+from mrgen_nnunet.data.nnunet_raw import (
+    find_dataset,
+    list_cases,
+    mrgen_key,
+    read_dataset_json,
+    staged_dataset,
+    write_dataset_json,
+)
 from mrgen_nnunet.errors import MRGenError
 
 
@@ -32,51 +39,10 @@ class SliceCase:
     geometry: Geometry
 
 
-def read_meta(folder: Path) -> dict:
-    """dataset.json of a raw dataset folder (MRGenError when absent)."""
-    path = Path(folder) / "dataset.json"
-    if not path.is_file():
-        raise MRGenError("dataset has no dataset.json", folder, "point to an nnU-Net raw dataset folder")
-    return json.loads(path.read_text())
-
-
-def training_cases(folder: Path) -> list[str]:
-    """Case ids under imagesTr (from the `_0000` channel files), sorted."""
-    ending = "_0000.nii.gz"
-    return sorted(p.name[: -len(ending)] for p in (Path(folder) / "imagesTr").glob(f"*{ending}"))
-
-
-def _final_folder(out_raw: Path, dataset_id: int, name: str, force: bool) -> Path:
-    existing = sorted(Path(out_raw).glob(f"Dataset{dataset_id:03d}_*"))
-    if existing and not force:
-        raise MRGenError(f"nnU-Net dataset id {dataset_id} exists", existing[0], "choose another id or pass force")
-    for old in existing:
-        shutil.rmtree(old)
-    return Path(out_raw) / f"Dataset{dataset_id:03d}_{name}"
-
-
-@contextmanager
-def _staging(final: Path):
-    """A hidden temp folder beside `final`, removed if the body fails (nothing half-written stays)."""
-    tmp = final.with_name(f".{final.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def _finish(tmp: Path, final: Path, meta: dict, patients: dict, synthetic: list[str], ratio: float | None) -> Path:
-    from nnunetv2.dataset_conversion.generate_dataset_json import generate_dataset_json
-
-    mrgen = dict(meta.get("mrgen", {}))
-    mrgen.update({"kind": "slices", "patients": patients, "synthetic_cases": sorted(synthetic),
-                  "real_to_synthetic_ratio": ratio, "provenance": mrgen.get("provenance")})
-    generate_dataset_json(str(tmp), meta["channel_names"], meta["labels"], len(patients), ".nii.gz",
-                          dataset_name=final.name, mrgen=mrgen)
-    tmp.rename(final)
-    return final
+def _finish(folder: Path, meta: dict, patients: dict, synthetic: list[str], ratio: float | None) -> None:
+    old = meta.get("mrgen", {})
+    mrgen = mrgen_key(old.get("modality", ""), "slices", patients, sorted(synthetic), ratio, old.get("provenance"))
+    write_dataset_json(folder, meta["labels"], meta["channel_names"], len(patients), {"mrgen": mrgen})
 
 
 def write_slice_dataset(
@@ -93,16 +59,16 @@ def write_slice_dataset(
     With `synthetic` every case is listed in `mrgen.synthetic_cases`. Written in a hidden temp folder, renamed
     at the end: an interrupted run leaves no half dataset.
     """
-    final = _final_folder(out_raw, dataset_id, name, force)
-    with _staging(final) as tmp:
+    with staged_dataset(out_raw, dataset_id, name, force) as tmp:
         patients = {}
         for c in cases:
             write_image(c.image.astype(np.float32), c.geometry, tmp / "imagesTr" / f"{c.case}_0000.nii.gz")
             write_image(c.label.astype(np.uint8), c.geometry, tmp / "labelsTr" / f"{c.case}.nii.gz")
             patients[c.case] = c.patient
         if not patients:
-            raise MRGenError("no cases to write", final, "check the source dataset")
-        return _finish(tmp, final, meta, patients, list(patients) if synthetic else [], None)
+            raise MRGenError("no cases to write", out_raw, "check the source dataset")
+        _finish(tmp, meta, patients, list(patients) if synthetic else [], None)
+    return find_dataset(out_raw, dataset_id)
 
 
 def merge_slice_datasets(
@@ -119,16 +85,15 @@ def merge_slice_datasets(
     real:synthetic sampling weight for `nnUNetTrainerMRGen` (None = uniform over cases). dataset.json labels and
     channel names come from the first part; every part must have the same label map.
     """
-    metas = [read_meta(p) for p in parts]
+    metas = [read_dataset_json(p) for p in parts]
     for p, m in zip(parts[1:], metas[1:], strict=True):
         if m["labels"] != metas[0]["labels"]:
             raise MRGenError(f"label map {m['labels']} differs from {metas[0]['labels']}", p,
                              "merge only datasets with one label map")
-    final = _final_folder(out_raw, dataset_id, name, force)
-    with _staging(final) as tmp:
+    with staged_dataset(out_raw, dataset_id, name, force) as tmp:
         patients, synthetic = {}, []
         for part, meta in zip(parts, metas, strict=True):
-            for case in training_cases(part):
+            for case in list_cases(part):
                 if case in patients:
                     raise MRGenError(f"case {case} appears in two datasets", part,
                                      "give the parts distinct case ids")
@@ -141,4 +106,5 @@ def merge_slice_datasets(
                       if m["mrgen"].get("provenance")]
         if provenance:
             write_text_atomic(json.dumps(provenance, indent=1) + "\n", tmp / "provenance_sources.json")
-        return _finish(tmp, final, metas[0], patients, synthetic, ratio)
+        _finish(tmp, metas[0], patients, synthetic, ratio)
+    return find_dataset(out_raw, dataset_id)

@@ -1,0 +1,131 @@
+"""The benchmark config (TOML): which data, which generator, which trainer, which rows.
+
+Paths in the file are relative to the file itself (or absolute); the package never guesses data locations.
+Example: benchmarks/configs/mscmrseg_bssfp_to_lge.toml. Unknown keys are errors (a typo must not silently fall
+back to a default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import tomllib
+
+from mrgen_nnunet.errors import MRGenError
+
+ROWS = ("source", "synthetic", "synthetic+source", "labelmap", "remap", "synthetic+source+remap", "oracle")
+ROW_TITLES = {
+    "source": "source only",
+    "synthetic": "synthetic only (MRGen)",
+    "synthetic+source": "synthetic + source",
+    "labelmap": "source + label-map randomised (SynthSeg-style)",
+    "remap": "source + intensity-remapped (GIN/BigAug-style)",
+    "synthetic+source+remap": "synthetic + source + remapped",
+    "oracle": "target oracle",
+}
+
+
+@dataclass
+class DataSpec:
+    """Where one dataset comes from: a converter layout, its root folder, the sequence and patient range."""
+
+    layout: str
+    root: Path
+    sequence: str
+    patients: str  # e.g. "1-20" or "21,22,25"
+
+
+@dataclass
+class BenchmarkConfig:
+    """Everything one benchmark run needs. `out` holds every dataset, model and result of the run."""
+
+    name: str
+    out: Path
+    source: DataSpec  # labelled source sequence (training labels)
+    target: DataSpec  # target sequence images (generator stage 2; labels used only by the oracle row)
+    test: DataSpec  # held-out target volumes with labels
+    rows: list[str] = field(default_factory=lambda: list(ROWS))
+    # generator: a trained generator folder, or "train" to train one with `generator_preset` / `generator_steps`
+    generator: str = "train"
+    generator_preset: str = "tiny"
+    generator_steps: dict = field(default_factory=dict)
+    # synthesis
+    filter: str = "none"  # "sam2" | "nnunet" | "none"
+    candidates: int = 2
+    keep: int = 1
+    inference_steps: int = 20
+    guidance_scale: float = 7.0
+    # randomised baselines
+    copies: int = 4
+    real_to_synthetic_ratio: float = 1.0
+    # nnU-Net (identical for every row)
+    trainer: str = "nnUNetTrainerMRGen_30epochs_60it"
+    spacing_mm: float | None = 2.5  # in-plane 2d spacing of the shared plan; None = nnU-Net's own choice
+    seeds: list[int] = field(default_factory=lambda: [0])
+    device: str = "cpu"
+    first_dataset_id: int = 600
+
+
+def _parse_patients(text: str, where: object) -> list[int]:
+    out = []
+    for part in str(text).replace(" ", "").split(","):
+        lo, _, hi = part.partition("-")
+        if not lo.isdigit() or (hi and not hi.isdigit()):
+            raise MRGenError(f"bad patient range {text!r}", where, "write e.g. '1-20' or '21,22,25'")
+        out += list(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def patient_list(spec: DataSpec) -> list[int]:
+    """The patient numbers of a DataSpec, e.g. "1-3,7" -> [1, 2, 3, 7]."""
+    return _parse_patients(spec.patients, spec.root)
+
+
+def _data(d: dict, key: str, base: Path, where: Path) -> DataSpec:
+    if not isinstance(d, dict):
+        raise MRGenError(f"missing table [{key}]", where, "add layout, root, sequence, patients")
+    known = {f.name for f in fields(DataSpec)}
+    unknown = set(d) - known
+    missing = known - set(d)
+    if unknown or missing:
+        raise MRGenError(f"[{key}] has unknown keys {sorted(unknown)} / lacks {sorted(missing)}", where,
+                         f"use exactly {sorted(known)}")
+    root = (base / d["root"]).resolve()
+    spec = DataSpec(d["layout"], root, d["sequence"], str(d["patients"]))
+    patient_list(spec)
+    return spec
+
+
+def load_config(path: str | Path) -> BenchmarkConfig:
+    """Parse and check a benchmark TOML file (MRGenError on any problem, naming the key)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MRGenError("benchmark config not found", path, "see benchmarks/configs/ for an example")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise MRGenError(f"invalid TOML: {exc}", path, "fix the syntax") from None
+    base = path.parent
+    known = {f.name for f in fields(BenchmarkConfig)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise MRGenError(f"unknown config key(s) {unknown}", path, f"known keys: {sorted(known)}")
+    for key in ("name", "out", "source", "target", "test"):
+        if key not in raw:
+            raise MRGenError(f"config lacks '{key}'", path, "see benchmarks/configs/ for an example")
+    values = dict(raw)
+    values["out"] = (base / raw["out"]).resolve()
+    for key in ("source", "target", "test"):
+        values[key] = _data(raw[key], key, base, path)
+    if raw.get("generator", "train") != "train":
+        values["generator"] = str((base / raw["generator"]).resolve())
+    cfg = BenchmarkConfig(**values)
+    bad = [r for r in cfg.rows if r not in ROWS]
+    if bad:
+        raise MRGenError(f"unknown row(s) {bad}", path, f"rows are {list(ROWS)}")
+    if cfg.filter not in ("sam2", "nnunet", "none"):
+        raise MRGenError(f"unknown filter {cfg.filter!r}", path, "use 'sam2', 'nnunet' or 'none'")
+    if not cfg.seeds:
+        raise MRGenError("seeds is empty", path, "give at least one seed, e.g. seeds = [0]")
+    return cfg
