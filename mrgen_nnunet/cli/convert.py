@@ -1,12 +1,120 @@
-"""`mrgen-nnunet convert` (not implemented yet)."""
+"""`mrgen-nnunet convert LAYOUT SRC ...`: a source layout -> nnU-Net raw dataset (+ generator index).
+
+One subcommand per layout; each only parses its options and calls the converter from the registry.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
 
 import typer
 
-from mrgen_nnunet.errors import NotReadyError
+from mrgen_nnunet.errors import MRGenError
 
-app = typer.Typer(help="convert (not implemented yet).", no_args_is_help=False, invoke_without_command=True)
+app = typer.Typer(help="Convert a source dataset layout into an nnU-Net raw dataset and/or a generator index.",
+                  no_args_is_help=True)
+
+SRC = typer.Argument(..., help="source folder")
+OUT_RAW = typer.Option(None, "--out-raw", help="nnU-Net raw folder [default: $nnUNet_raw]")
+DATASET_ID = typer.Option(..., "--dataset-id", help="nnU-Net dataset id, 1..999")
+NAME = typer.Option(None, "--name", help="dataset name (DatasetNNN_NAME)")
+INDEX = typer.Option(None, "--index", help="also write the generator index (SliceRecord JSONL) here")
+AS_SLICES = typer.Option(False, "--as-slices", help="2D slice dataset (training sets); default: 3D volumes (test sets)")
+ALL_SLICES = typer.Option(False, "--all-slices", help="keep slices without foreground too")
+PATIENTS = typer.Option(None, "--patients", help="patient ids, e.g. 1-20 or 1,3,5-7")
+TABLE = typer.Option(None, "--modality-table", help="JSON/TOML modality attribute table (e.g. MRGen's)")
+FORCE = typer.Option(False, "--force", help="replace an existing dataset with this id")
 
 
-@app.callback()
-def _not_ready() -> None:
-    raise NotReadyError("'convert' is not implemented yet")
+def _raw(out_raw: Path | None) -> Path:
+    if out_raw is None and os.environ.get("nnUNet_raw"):
+        return Path(os.environ["nnUNet_raw"])
+    if out_raw is None:
+        raise MRGenError("no output folder", "--out-raw", "pass --out-raw DIR or set nnUNet_raw")
+    return out_raw
+
+
+def _run(layout: str, **options) -> None:
+    from mrgen_nnunet.dataset_converters import get_converter
+
+    start = time.perf_counter()
+    result = get_converter(layout)(**options)
+    typer.echo(f"wrote {result} in {time.perf_counter() - start:.1f} s")
+
+
+@app.command("mscmrseg")
+def mscmrseg(src: Path = SRC, out_raw: Path = OUT_RAW, dataset_id: int = DATASET_ID, name: str = NAME,
+             sequence: str = typer.Option("bSSFP", "--sequence", help="bSSFP or LGE"), patients: str = PATIENTS,
+             as_slices: bool = AS_SLICES, all_slices: bool = ALL_SLICES, index: Path = INDEX,
+             modality_table: Path = TABLE, force: bool = FORCE) -> None:
+    """MS-CMRSeg 2019: SRC/{bSSFP,LGE}/image_K.nii.gz + label_K.nii.gz."""
+    _run("mscmrseg", src=src, out_raw=_raw(out_raw), dataset_id=dataset_id, name=name, sequence=sequence,
+         patients=patients, as_slices=as_slices, all_slices=all_slices, index=index, modality_table=modality_table,
+         force=force)
+
+
+@app.command("chaos")
+def chaos(src: Path = SRC, out_raw: Path = OUT_RAW, dataset_id: int = DATASET_ID, name: str = NAME,
+          sequence: str = typer.Option("T2-SPIR", "--sequence", help="T2-SPIR, T1-InPhase or T1-OutofPhase"),
+          patients: str = PATIENTS, as_slices: bool = AS_SLICES, all_slices: bool = ALL_SLICES, index: Path = INDEX,
+          modality_table: Path = TABLE, force: bool = FORCE) -> None:
+    """CHAOS MR: original layout (MR/<id>/T2SPIR/DICOM_anon + Ground PNGs) or NIfTI image_K/label_K."""
+    _run("chaos", src=src, out_raw=_raw(out_raw), dataset_id=dataset_id, name=name, sequence=sequence,
+         patients=patients, as_slices=as_slices, all_slices=all_slices, index=index, modality_table=modality_table,
+         force=force)
+
+
+@app.command("msd-prostate")
+def msd_prostate(src: Path = SRC, out_raw: Path = OUT_RAW, dataset_id: int = DATASET_ID, name: str = NAME,
+                 sequence: str = typer.Option("T2", "--sequence", help="T2 or ADC"), patients: str = PATIENTS,
+                 merge_prostate: bool = typer.Option(False, "--merge-prostate", help="PZ + TZ -> one 'prostate' label"),
+                 as_slices: bool = AS_SLICES, all_slices: bool = ALL_SLICES, index: Path = INDEX,
+                 modality_table: Path = TABLE, force: bool = FORCE) -> None:
+    """MSD Task05_Prostate: 4D T2+ADC images, labels PZ=1, TZ=2."""
+    _run("msd-prostate", src=src, out_raw=_raw(out_raw), dataset_id=dataset_id, name=name, sequence=sequence,
+         patients=patients, merge_prostate=merge_prostate, as_slices=as_slices, all_slices=all_slices, index=index,
+         modality_table=modality_table, force=force)
+
+
+@app.command("mrgen-db")
+def mrgen_db(src: Path = SRC, out_raw: Path = OUT_RAW, dataset_id: int = DATASET_ID, name: str = NAME,
+             subset: str = typer.Option(None, "--subset", help="conditional dataset, e.g. MSCMR_LGE or MSCMR_LGE_train"),
+             all_slices: bool = ALL_SLICES, index: Path = INDEX,
+             strict: bool = typer.Option(False, "--strict", help="missing image files are fatal"),
+             force: bool = FORCE) -> None:
+    """MRGen-DB release: conditional_dataset/*.json + PNG slices and masks (always a slice dataset)."""
+    _run("mrgen-db", src=src, out_raw=_raw(out_raw), dataset_id=dataset_id, name=name, subset=subset,
+         all_slices=all_slices, index=index, strict=strict, force=force)
+
+
+@app.command("mrgen-db-images")
+def mrgen_db_images(src: Path = SRC, index: Path = typer.Option(..., "--index", help="index JSONL to write"),
+                    strict: bool = typer.Option(False, "--strict", help="missing image files are fatal"),
+                    modality_table: Path = TABLE) -> None:
+    """MRGen-DB radiopaedia_data/*.json image-text records (no masks) -> index only."""
+    _run("mrgen-db-images", src=src, index=index, strict=strict, modality_table=modality_table)
+
+
+@app.command("nifti")
+def nifti(src: Path = SRC, out_raw: Path = OUT_RAW, dataset_id: int = DATASET_ID, name: str = NAME,
+          labels: str = typer.Option(..., "--labels", help="label map, e.g. liver=1,spleen=2"),
+          sequence: str = typer.Option(..., "--sequence", help="modality name, e.g. LGE or T2-SPIR"),
+          pattern: str = typer.Option("image_{id}.nii.gz", "--pattern", help="image files, relative, with {id}"),
+          label_pattern: str = typer.Option("label_{id}.nii.gz", "--label-pattern", help="label files with {id}"),
+          as_slices: bool = AS_SLICES, all_slices: bool = ALL_SLICES, index: Path = INDEX,
+          modality_table: Path = TABLE, force: bool = FORCE) -> None:
+    """Any folder of NIfTI image/label pairs."""
+    _run("nifti", src=src, out_raw=_raw(out_raw), dataset_id=dataset_id, name=name, labels=labels,
+         sequence=sequence, pattern=pattern, label_pattern=label_pattern, as_slices=as_slices,
+         all_slices=all_slices, index=index, modality_table=modality_table, force=force)
+
+
+@app.command("nnunet")
+def nnunet(src: Path = typer.Argument(..., help="an nnU-Net raw dataset folder"),
+           index: Path = typer.Option(None, "--index", help="index JSONL [default: SRC/mrgen_index.jsonl]"),
+           sequence: str = typer.Option(None, "--sequence", help="modality [default: from dataset.json]"),
+           all_slices: bool = ALL_SLICES, modality_table: Path = TABLE) -> None:
+    """An existing nnU-Net raw dataset -> generator index."""
+    _run("nnunet", src=src, index=index, sequence=sequence, all_slices=all_slices, modality_table=modality_table)

@@ -1,0 +1,203 @@
+"""What every converter shares: loading an image/label pair with checks, writing the nnU-Net dataset
+(3D volumes or 2D slices, CONTRACTS §2) inside a staged folder, and the generator index (SliceRecord JSONL).
+
+A converter only finds its cases and says how to load them (`VolumeSource`); `write_dataset` does the rest.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mrgen_nnunet.data.io import Geometry, extract_slice, read_image, slice_geometry, write_image
+from mrgen_nnunet.data.nnunet_raw import (
+    check_labels, dataset_folder_name, mrgen_key, staged_dataset, write_dataset_json,
+)
+from mrgen_nnunet.data.prompts import ModalityInfo
+from mrgen_nnunet.data.records import SliceRecord, write_index
+from mrgen_nnunet.errors import MRGenError
+
+
+@dataclass
+class Volume:
+    """One loaded case: image (z, y, x) or (y, x) float32, label (same shape) uint8 or None, its geometry."""
+
+    image: np.ndarray
+    label: np.ndarray | None
+    geometry: Geometry
+
+
+@dataclass
+class VolumeSource:
+    """A case found by a converter; `load()` reads it (lazily, so the progress bar shows the real work)."""
+
+    case_id: str  # e.g. "LGE021" (slices get "_z004" appended)
+    patient_id: str  # e.g. "LGE/021"
+    source: str  # file shown in messages and kept in the index
+    load: Callable[[], Volume]
+
+
+def parse_patients(spec: str | None) -> set[int] | None:
+    """`"1-20"`, `"1,3,5-7"` -> {1, ..., 20}; None -> None (all)."""
+    if spec is None or not spec.strip():
+        return None
+    wanted: set[int] = set()
+    for part in spec.split(","):
+        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not m:
+            raise MRGenError(f"cannot parse patient list {spec!r}", "--patients", "use e.g. 1-20 or 1,3,5-7")
+        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+        if hi < lo:
+            raise MRGenError(f"empty patient range {part.strip()!r}", "--patients", "write the smaller id first")
+        wanted.update(range(lo, hi + 1))
+    return wanted
+
+
+def parse_label_map(spec: str) -> dict[str, int]:
+    """`"myocardium=1,left ventricle=2"` -> {"background": 0, "myocardium": 1, ...} (must be contiguous)."""
+    labels = {"background": 0}
+    for part in spec.split(","):
+        name, sep, value = part.partition("=")
+        if not sep or not name.strip() or not value.strip().isdigit():
+            raise MRGenError(f"cannot parse label entry {part.strip()!r}", "--labels", "use name=int,name=int")
+        labels[name.strip()] = int(value)
+    check_labels(labels, "--labels")
+    return labels
+
+
+def load_pair(image_path: Path, label_path: Path | None, labels: dict[str, int] | None,
+              remap: Callable[[np.ndarray], np.ndarray] | None = None) -> Volume:
+    """Read image + label, check finite values, same shape and spacing, and label values inside `labels`.
+
+    `remap` turns raw label values into the label map's values (e.g. MSD PZ/TZ -> prostate) before the check.
+    """
+    image, geometry = read_image(image_path)
+    if not np.isfinite(image).all():
+        raise MRGenError("image has NaN/Inf values", image_path, "clean the image or exclude this patient")
+    label = None
+    if label_path is not None:
+        label, lgeom = read_image(label_path)
+        if label.shape != image.shape:
+            raise MRGenError(f"label shape {label.shape} differs from image shape {image.shape}", label_path,
+                             "image and label must share one voxel grid")
+        if not np.allclose(lgeom.spacing, geometry.spacing, rtol=1e-3, atol=1e-4):
+            raise MRGenError(f"label spacing {tuple(round(s, 4) for s in lgeom.spacing)} differs from image "
+                             f"spacing {tuple(round(s, 4) for s in geometry.spacing)}", label_path,
+                             "resample the label onto the image grid")
+        label = check_label_values(label, labels, label_path, remap)
+    return Volume(image.astype(np.float32), label, geometry)
+
+
+def check_label_values(label: np.ndarray, labels: dict[str, int] | None, where: object,
+                       remap: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    """Integer-valued label (after `remap`) whose values all lie in `labels` -> uint8 array."""
+    if not np.all(np.isfinite(label)) or not np.all(np.rint(label) == label):
+        raise MRGenError("label map has non-integer values", where, "labels must be integer class maps")
+    label = label.astype(np.int64)
+    if remap is not None:
+        label = remap(label)
+    if labels is not None:
+        unknown = sorted(set(np.unique(label).tolist()) - set(labels.values()))
+        if unknown:
+            raise MRGenError(f"label values {unknown} are not in the label map {labels}", where,
+                             "fix the label file or pass the right --labels")
+    return label.astype(np.uint8)
+
+
+def _organs(label2d: np.ndarray | None, labels: dict[str, int]) -> list[str]:
+    if label2d is None:
+        return []
+    present = set(np.unique(label2d).tolist())
+    return [n for n, v in sorted(labels.items(), key=lambda kv: kv[1]) if v != 0 and v in present]
+
+
+def write_dataset(sources: list[VolumeSource], *, out_raw: str | os.PathLike, dataset_id: int, name: str,
+                  labels: dict[str, int], modality: ModalityInfo, channel_name: str, as_slices: bool,
+                  all_slices: bool = False, index: str | os.PathLike | None = None, force: bool = False,
+                  dataset_tag: str = "", description: str = "") -> Path:
+    """Write `out_raw/DatasetNNN_name` (all-or-nothing) and, with `index`, the generator index. Returns the folder.
+
+    as_slices: each axial slice with foreground (every slice with `all_slices`) becomes a 2D case
+    `"{case_id}_z{k:03d}"` at that slice's own geometry; otherwise each volume is one 3D case (test sets).
+    Images are written as float32, labels as uint8, into imagesTr/labelsTr.
+    """
+    from rich.progress import track
+
+    if not sources:
+        raise MRGenError("no cases found", dataset_tag or out_raw, "check the source folder, --patients and --sequence")
+    check_labels(labels, "label map")
+    out_raw = Path(out_raw)
+    final = out_raw / dataset_folder_name(dataset_id, name)
+    patients: dict[str, str] = {}
+    records: list[SliceRecord] = []
+    index_dir = Path(index).resolve().parent if index is not None else None
+
+    def rel(p: Path) -> str:
+        p = (final / p).resolve()
+        return os.path.relpath(p, index_dir) if index_dir is not None else str(p)
+
+    with staged_dataset(out_raw, dataset_id, name, force=force) as tmp:
+        for src in track(sources, description=f"converting {final.name}", transient=True):
+            vol = src.load()
+            if vol.label is None:
+                raise MRGenError("case has no label map", src.source, "nnU-Net datasets need labels for every case")
+            if as_slices and vol.image.ndim == 3:
+                ks = range(vol.image.shape[0])
+                for k in ks:
+                    lab = extract_slice(vol.label, k)
+                    if not all_slices and not lab.any():
+                        continue
+                    case = f"{src.case_id}_z{k:03d}"
+                    geom = slice_geometry(vol.geometry, k)
+                    write_image(extract_slice(vol.image, k), geom, tmp / "imagesTr" / f"{case}_0000.nii.gz")
+                    write_image(lab, geom, tmp / "labelsTr" / f"{case}.nii.gz")
+                    patients[case] = src.patient_id
+                    records.append(_record(src, case, 0, rel(Path("imagesTr") / f"{case}_0000.nii.gz"),
+                                           rel(Path("labelsTr") / f"{case}.nii.gz"), lab, labels, modality, geom,
+                                           dataset_tag))
+            else:
+                case = src.case_id
+                write_image(vol.image, vol.geometry, tmp / "imagesTr" / f"{case}_0000.nii.gz")
+                write_image(vol.label, vol.geometry, tmp / "labelsTr" / f"{case}.nii.gz")
+                patients[case] = src.patient_id
+                n = vol.image.shape[0] if vol.image.ndim == 3 else 1
+                for k in range(n):
+                    lab = extract_slice(vol.label, k)
+                    if all_slices or lab.any():
+                        records.append(_record(src, case, k if vol.image.ndim == 3 else 0,
+                                               rel(Path("imagesTr") / f"{case}_0000.nii.gz"),
+                                               rel(Path("labelsTr") / f"{case}.nii.gz"), lab, labels, modality,
+                                               vol.geometry, dataset_tag))
+        if not patients:
+            raise MRGenError("no slice has foreground", dataset_tag or final.name,
+                             "pass --all-slices to keep empty slices, or check the labels")
+        kind = "slices" if as_slices else "volumes"
+        write_dataset_json(tmp, labels, {"0": channel_name}, len(patients), dataset_name=final.name,
+                           extra={"description": description or f"{dataset_tag} converted by mrgen-nnunet",
+                                  "mrgen": mrgen_key(modality.key, kind, patients)})
+    if index is not None:
+        write_index(records, index)
+    return final
+
+
+def _record(src: VolumeSource, case: str, k: int, image_file: str, label_file: str, lab: np.ndarray,
+            labels: dict[str, int], modality: ModalityInfo, geom: Geometry, tag: str) -> SliceRecord:
+    return SliceRecord(case_id=case, patient_id=src.patient_id, slice_index=k, image_file=image_file,
+                       modality=modality.key, label_file=label_file, attributes=modality.attributes,
+                       region=modality.region, organs=_organs(lab, labels), labels=dict(labels),
+                       spacing=[float(s) for s in geom.spacing[:2]], dataset=tag)
+
+
+def numbered_files(folder: Path, prefix: str, suffix: str = ".nii.gz") -> dict[int, Path]:
+    """{K: folder/prefixK.suffix} for files named like `image_12.nii.gz`."""
+    found = {}
+    for p in folder.glob(f"{prefix}*{suffix}"):
+        m = re.fullmatch(re.escape(prefix) + r"(\d+)" + re.escape(suffix), p.name)
+        if m:
+            found[int(m.group(1))] = p
+    return dict(sorted(found.items()))
