@@ -13,6 +13,7 @@ from mrgen_nnunet.cli import (
     convert,
     demo,
     evaluate,
+    evaluate_generator,
     segment,
     synthesize,
     train,
@@ -48,6 +49,8 @@ app.add_typer(train.app, name="train")
 app.command("synthesize")(synthesize.synthesize)
 app.add_typer(segment.app, name="segment")
 app.command("evaluate")(evaluate.evaluate)
+app.command("evaluate-generator")(evaluate_generator.evaluate_generator)
+app.command("evaluate-autoencoder")(evaluate_generator.evaluate_autoencoder)
 app.command("benchmark")(benchmark.benchmark)
 app.command("demo")(demo.demo)
 app.command("trainer-path")(trainer_path.trainer_path)
