@@ -1,0 +1,210 @@
+"""MRGen-DB release format.
+
+* `conditional_dataset/<NAME>_{all,train,test}.json`: lists of records with `image_path` (8-bit PNG slice),
+  `mask0_path`, `mask1_path`, ... (one 0/255 PNG per organ in `label` order), `modality`,
+  `modality_attributes`, `region`, `label`, `volume_nii_path`, `dataset`. Paths are relative to the release root.
+  -> a 2D slice nnU-Net dataset (label values 1..K in `label` order) and an index with each record's own text.
+* `radiopaedia_data/*.json`: image–text records without masks -> index only.
+
+Paths are taken from the JSON, never guessed; a path that is absolute or escapes the root (also via a symlink)
+is an error. Records whose files are missing are skipped and counted (fatal with `strict`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from mrgen_nnunet.data.io import read_image, write_image
+from mrgen_nnunet.data.nnunet_raw import dataset_folder_name, mrgen_key, staged_dataset, write_dataset_json
+from mrgen_nnunet.data.prompts import resolve_modality
+from mrgen_nnunet.data.records import SliceRecord, write_index
+from mrgen_nnunet.errors import MRGenError
+
+REQUIRED = ("image_path", "label", "modality")
+
+
+def safe_path(root: Path, value: object, where: str) -> Path:
+    """`root / value` resolved; absolute paths and paths leaving `root` (.., symlinks) raise MRGenError."""
+    if not isinstance(value, str) or not value:
+        raise MRGenError(f"path {value!r} is not a non-empty string", where, "fix the JSON record")
+    if os.path.isabs(value) or re.match(r"^[A-Za-z]:[\\/]", value):
+        raise MRGenError(f"absolute path {value!r} is not allowed", where, "paths must be relative to the dataset root")
+    resolved = (root / value).resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise MRGenError(f"path {value!r} escapes the dataset root", where, "paths must stay inside the dataset root")
+    return resolved
+
+
+def _load_json_list(path: Path) -> list[dict]:
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise MRGenError(f"invalid JSON: {exc}", path, "fix or re-download the file") from None
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise MRGenError("expected a JSON list of records", path, "is this an MRGen-DB json file?")
+    return data
+
+
+def _subset_files(root: Path, subset: str | None) -> list[Path]:
+    folder = root / "conditional_dataset"
+    if not folder.is_dir():
+        raise MRGenError("no conditional_dataset folder", root, "pass the MRGen-DB root folder")
+    files = sorted(folder.glob("*.json"))
+    names = sorted({re.sub(r"_(all|train|test)$", "", f.stem) for f in files})
+    if not files:
+        raise MRGenError("no JSON files in conditional_dataset", folder, "pass the MRGen-DB root folder")
+    if subset is None:
+        if len(names) > 1:
+            raise MRGenError("several conditional datasets", folder, f"pick one with --subset: {', '.join(names)}")
+        subset = names[0]
+    if (folder / f"{subset}.json").is_file():
+        return [folder / f"{subset}.json"]
+    if (folder / f"{subset}_all.json").is_file():
+        return [folder / f"{subset}_all.json"]
+    parts = [p for p in (folder / f"{subset}_train.json", folder / f"{subset}_test.json") if p.is_file()]
+    if not parts:
+        raise MRGenError(f"unknown subset {subset!r}", folder, f"choose one of {', '.join(names)}")
+    return parts
+
+
+def _warn(message: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"mrgen-nnunet: warning: {message}", highlight=False)
+
+
+def convert_mrgen_db(src: str | os.PathLike, out_raw: str | os.PathLike, dataset_id: int, name: str | None = None,
+                     subset: str | None = None, all_slices: bool = False, index: str | os.PathLike | None = None,
+                     strict: bool = False, force: bool = False) -> Path:
+    """One conditional dataset (`subset`, e.g. `MSCMR_LGE`) -> slice dataset `{dataset}{N:03d}_z{k:03d}`.
+
+    N numbers the source volumes (`volume_nii_path`, else the image's folder) in order of appearance, k the
+    record's position within its volume. Patient id `{dataset}/{volume}`.
+    """
+    from rich.progress import track
+
+    root = Path(src)
+    records: list[tuple[Path, int, dict]] = []
+    for f in _subset_files(root, subset):
+        records += [(f, n, r) for n, r in enumerate(_load_json_list(f))]
+    labels = None
+    items, missing = [], []
+    volumes: dict[str, int] = {}
+    seen_in_volume: dict[str, int] = {}
+    for f, n, r in records:
+        where = f"{f}:record {n}"
+        lacking = [k for k in REQUIRED if k not in r]
+        if lacking:
+            raise MRGenError(f"record lacks field(s) {', '.join(lacking)}", where, "fix the JSON record")
+        names = list(r["label"])
+        rec_labels = {"background": 0, **{o: i + 1 for i, o in enumerate(names)}}
+        if labels is None:
+            labels = rec_labels
+        elif rec_labels != labels:
+            raise MRGenError(f"record label list {names} differs from the first record's", where,
+                             "convert one conditional dataset at a time (--subset)")
+        lacking = [f"mask{i}_path" for i in range(len(names)) if f"mask{i}_path" not in r]
+        if lacking:
+            raise MRGenError(f"record lacks field(s) {', '.join(lacking)}", where, "fix the JSON record")
+        image = safe_path(root, r["image_path"], where)
+        masks = [safe_path(root, r[f"mask{i}_path"], where) for i in range(len(names))]
+        absent = [p for p in (image, *masks) if not p.is_file()]
+        if absent:
+            missing.append(absent[0])
+            continue
+        volume = str(r.get("volume_nii_path") or Path(r["image_path"]).parent)
+        volumes.setdefault(volume, len(volumes) + 1)
+        k = seen_in_volume.get(volume, 0)
+        seen_in_volume[volume] = k + 1
+        items.append((r, image, masks, volume, k, where))
+    if missing:
+        if strict:
+            raise MRGenError(f"{len(missing)} record(s) point to missing files", missing[0],
+                             "restore the files or drop --strict to skip them")
+        _warn(f"skipped {len(missing)} record(s) whose files are missing (first: {missing[0]})")
+    if not items:
+        raise MRGenError("no usable records", root / "conditional_dataset", "check the JSON paths and files")
+    tag = str(items[0][0].get("dataset", subset or "MRGenDB"))
+    prefix = re.sub(r"[^A-Za-z0-9]", "", tag)
+    final = Path(out_raw) / dataset_folder_name(dataset_id, name or re.sub(r"[^A-Za-z0-9_\-]", "_", tag))
+    index_dir = Path(index).resolve().parent if index is not None else None
+    slice_records, patients = [], {}
+    with staged_dataset(out_raw, dataset_id, final.name.split("_", 1)[1], force=force) as tmp:
+        for r, image_path, masks, volume, k, where in track(items, description=f"converting {final.name}", transient=True):
+            image, geom = read_image(image_path)
+            label = np.zeros(image.shape, dtype=np.uint8)
+            for value, mask_path in enumerate(masks, start=1):
+                mask, _ = read_image(mask_path)
+                if mask.shape != image.shape:
+                    raise MRGenError(f"mask shape {mask.shape} differs from image shape {image.shape}", mask_path,
+                                     "masks must match their image")
+                label[mask > 127] = value
+            if not all_slices and not label.any():
+                continue
+            case = f"{prefix}{volumes[volume]:03d}_z{k:03d}"
+            write_image(image.astype(np.float32), geom, tmp / "imagesTr" / f"{case}_0000.nii.gz")
+            write_image(label, geom, tmp / "labelsTr" / f"{case}.nii.gz")
+            patients[case] = f"{tag}/{Path(volume).name.split('.')[0]}"
+            organs = [o for o, v in labels.items() if v and (label == v).any()]
+
+            def rel(sub: str, case=case) -> str:
+                p = final / sub / case
+                return os.path.relpath(p, index_dir) if index_dir else str(p)
+
+            slice_records.append(SliceRecord(
+                case_id=case, patient_id=patients[case], slice_index=0, image_file=rel("imagesTr") + "_0000.nii.gz",
+                label_file=rel("labelsTr") + ".nii.gz", modality=r["modality"],
+                attributes=r.get("modality_attributes", ""), region=r.get("region", ""), organs=organs,
+                labels=dict(labels), spacing=[float(s) for s in geom.spacing[:2]], dataset=tag))
+        if not patients:
+            raise MRGenError("no record has a non-empty mask", root, "pass --all-slices to keep empty slices")
+        modality = items[0][0]["modality"]
+        write_dataset_json(tmp, labels, {"0": modality.split()[0]}, len(patients), dataset_name=final.name,
+                           extra={"description": f"{tag} from MRGen-DB (Wu et al. 2024)",
+                                  "mrgen": mrgen_key(modality, "slices", patients)})
+    if index is not None:
+        write_index(slice_records, index)
+    return final
+
+
+def index_mrgen_db_images(src: str | os.PathLike, index: str | os.PathLike, strict: bool = False,
+                          modality_table: str | os.PathLike | None = None) -> Path:
+    """`radiopaedia_data/*.json` image–text records -> index (no labels). Modality from `aux_modality` through
+    the alias table (attributes/region from the table, region overridden by the record's)."""
+    root = Path(src)
+    files = sorted((root / "radiopaedia_data").glob("*.json"))
+    if not files:
+        raise MRGenError("no radiopaedia_data/*.json files", root, "pass the MRGen-DB root folder")
+    index = Path(index)
+    index_dir = index.resolve().parent
+    out, missing = [], []
+    for f in files:
+        for n, r in enumerate(_load_json_list(f)):
+            where = f"{f}:record {n}"
+            lacking = [k for k in ("image_path", "aux_modality") if k not in r]
+            if lacking:
+                raise MRGenError(f"record lacks field(s) {', '.join(lacking)}", where, "fix the JSON record")
+            image = safe_path(root, r["image_path"], where)
+            if not image.is_file():
+                missing.append(image)
+                continue
+            info = resolve_modality(r["aux_modality"], modality_table)
+            organs = r.get("organs") or []
+            out.append(SliceRecord(
+                case_id=f"rp_{len(out):06d}", patient_id=f"radiopaedia/{image.relative_to(root.resolve()).parts[1]}",
+                slice_index=0, image_file=os.path.relpath(image, index_dir), modality=info.key,
+                attributes=info.attributes, region=r.get("region") or info.region,
+                organs=[organs] if isinstance(organs, str) else list(organs), dataset="radiopaedia"))
+    if missing:
+        if strict:
+            raise MRGenError(f"{len(missing)} record(s) point to missing files", missing[0],
+                             "restore the files or drop --strict to skip them")
+        _warn(f"skipped {len(missing)} record(s) whose files are missing (first: {missing[0]})")
+    if not out:
+        raise MRGenError("no usable records", root / "radiopaedia_data", "check the JSON paths and files")
+    return write_index(out, index)
