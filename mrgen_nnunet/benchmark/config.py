@@ -49,7 +49,8 @@ class BenchmarkConfig:
     # generator: a trained generator folder, or "train" to train one with `generator_preset` / `generator_steps`
     generator: str = "train"
     generator_preset: str = "tiny"
-    generator_steps: dict = field(default_factory=dict)
+    generator_steps: int = 200  # optimizer steps per stage (autoencoder, text, mask)
+    generator_resolution: int | None = None  # model resolution; None = the preset's
     # synthesis
     filter: str = "none"  # "sam2" | "nnunet" | "none"
     candidates: int = 2

@@ -1,8 +1,31 @@
-"""`mrgen-nnunet benchmark` (not implemented yet)."""
+"""`mrgen-nnunet benchmark CONFIG`: parse, then call `benchmark.protocol.run_benchmark`."""
 
-from mrgen_nnunet.errors import NotReadyError
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
 
 
-def benchmark() -> None:
-    """benchmark (not implemented yet)."""
-    raise NotReadyError("'benchmark' is not implemented yet")
+def benchmark(
+    config: Path = typer.Argument(..., help="Benchmark TOML, e.g. benchmarks/configs/mscmrseg_bssfp_to_lge.toml."),
+    rows: str = typer.Option("", "--rows", help="Comma-separated subset of the config's rows, e.g. source,remap."),
+) -> None:
+    """Train nnU-Net once per row (source-only, synthetic, mixes, randomised baselines, oracle) and compare."""
+    from rich.console import Console
+
+    from mrgen_nnunet.benchmark.config import load_config
+    from mrgen_nnunet.benchmark.protocol import run_benchmark
+    from mrgen_nnunet.errors import MRGenError
+
+    cfg = load_config(config)
+    if rows:
+        wanted = [r.strip() for r in rows.split(",") if r.strip()]
+        unknown = [r for r in wanted if r not in cfg.rows]
+        if unknown:
+            raise MRGenError(f"row(s) {unknown} not in the config", "--rows", f"choose from {cfg.rows}")
+        cfg.rows = wanted
+    console = Console()
+    _, paths = run_benchmark(cfg, console)
+    console.print(paths["markdown"].read_text())
+    console.print(f"results: {paths['markdown']}  {paths['json']}  {paths['plot']}")
