@@ -1,0 +1,214 @@
+"""Sampling: text (BiomedCLIP-style BERT) + mask (ControlNet) conditioned latent diffusion, batched CFG.
+
+    pipe = MRGenPipeline.from_pretrained("runs/gen")          # our folder, or MRGen's released layout
+    mask = pipe.encode_masks(label_maps)                       # (B, N, N) uint8 -> (B, C, N, N) in [-1, 1]
+    out = pipe(prompts, mask, num_inference_steps=50, guidance_scale=7.0,
+               generator=[torch.Generator().manual_seed(s) for s in seeds])
+    out.images                                                 # (B, 1, N, N) float32 in [-1, 1]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mrgen_nnunet.errors import MRGenError
+from mrgen_nnunet.generator.folder import (
+    CONFIG_FILE,
+    GeneratorConfig,
+    find_mrgen_controlnet,
+    is_mrgen_layout,
+    load_model,
+    mrgen_default_config,
+    read_config,
+)
+from mrgen_nnunet.generator.masks import encode_masks
+from mrgen_nnunet.generator.text import SPEC_FILE, TextEncoder, load_mrgen_text_encoder, load_text_encoder
+
+
+@dataclass
+class MRGenPipelineOutput:
+    images: torch.Tensor  # (B, 1, N, N) float32 in [-1, 1]
+    latents: torch.Tensor  # (B, C, N/f, N/f) final denoised latents (before VAE scaling is undone)
+
+
+def make_scheduler(config: dict, kind: str):
+    """Inference scheduler from the saved (DDPM/PNDM) config: "ddim" (η=0) or "dpm" (DPM-Solver++ multistep)."""
+    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
+
+    if kind == "ddim":
+        return DDIMScheduler.from_config(config)
+    if kind == "dpm":
+        return DPMSolverMultistepScheduler.from_config(config, algorithm_type="dpmsolver++")
+    raise MRGenError(f"unknown scheduler {kind!r}", "--scheduler", "use ddim or dpm")
+
+
+class MRGenPipeline:
+    """VAE + UNet + ControlNet + frozen text encoder + scheduler config + GeneratorConfig."""
+
+    def __init__(self, vae, unet, controlnet, text_encoder: TextEncoder, scheduler_config: dict,
+                 config: GeneratorConfig):
+        self.vae, self.unet, self.controlnet, self.text_encoder = vae, unet, controlnet, text_encoder
+        self.scheduler_config = dict(scheduler_config)
+        self.config = config
+
+    @property
+    def device(self) -> torch.device:
+        return self.unet.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.unet.dtype
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, controlnet: str | Path | None = None, device: str | torch.device = "cpu",
+                        dtype: torch.dtype = torch.float32) -> MRGenPipeline:
+        """Load our generator folder or MRGen's released HF layout.
+
+        `controlnet`: our layout — a ControlNet folder replacing `path/controlnet`; MRGen layout — a name in
+        `controlnet_model_zoo/` ("controlnet_T1_to_T2" or "T1_to_T2"), required when the zoo holds several.
+        """
+        from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
+
+        path = Path(path)
+        if not path.is_dir():
+            raise MRGenError("generator folder not found", path, "train one with `mrgen-nnunet train` or download it")
+        if is_mrgen_layout(path):
+            config = mrgen_default_config()
+            text = load_mrgen_text_encoder(path / "text_encoder_BiomedCLIP", path / "tokenizer_BiomedCLIP", 77)
+            control_dir = find_mrgen_controlnet(path, None if controlnet is None else str(controlnet))
+        else:
+            if not (path / CONFIG_FILE).is_file():
+                raise MRGenError(f"{CONFIG_FILE} not found and not MRGen's layout either", path,
+                                 "point at a folder written by `mrgen-nnunet train` or MRGen's release")
+            config = read_config(path)
+            text_dir = path / "text_encoder"
+            spec = config.text_encoder
+            if (text_dir / SPEC_FILE).is_file():
+                import json
+
+                spec = json.loads((text_dir / SPEC_FILE).read_text())
+            text = load_text_encoder(spec, text_dir)
+            control_dir = Path(controlnet) if controlnet is not None else path / "controlnet"
+        vae = load_model(AutoencoderKL, path / "vae")
+        unet = load_model(UNet2DConditionModel, path / "unet")
+        ctrl = load_model(ControlNetModel, control_dir)
+        sched_file = path / "scheduler" / "scheduler_config.json"
+        if not sched_file.is_file():
+            raise MRGenError("scheduler_config.json not found", sched_file.parent, "point at a complete generator")
+        import json
+
+        sched = json.loads(sched_file.read_text())
+        check_consistency(vae, unet, ctrl, text, config, path)
+        for m in (vae, unet, ctrl):
+            m.eval().requires_grad_(False)
+        pipe = cls(vae, unet, ctrl, text, sched, config)
+        return pipe.to(device, dtype)
+
+    def to(self, device, dtype: torch.dtype | None = None) -> MRGenPipeline:
+        for m in (self.vae, self.unet, self.controlnet):
+            if m is not None:
+                m.to(device=device, dtype=dtype)
+        self.text_encoder.to(device=device)  # the BERT stays float32 (its hidden states are cast when used)
+        return self
+
+    def encode_masks(self, label_maps: np.ndarray) -> torch.Tensor:
+        """(B, N, N) uint8 label maps (values of `config.labels`) -> (B, C, N, N) float32 in [-1, 1]."""
+        return encode_masks(label_maps, self.config.labels, self.config.mask_encoding,
+                            self.config.label_weights or None)
+
+    def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
+        """B prompts -> (B, L, D) hidden states in the UNet's dtype."""
+        return self.text_encoder(prompts).to(self.device, self.dtype)
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        prompt: str | list[str],
+        mask: torch.Tensor,
+        num_inference_steps: int = 50,
+        guidance_scale: float = 7.0,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        scheduler: str = "ddim",
+        controlnet_conditioning_scale: float = 1.0,
+        latents: torch.Tensor | None = None,
+    ) -> MRGenPipelineOutput:
+        """Generate B images.
+
+        prompt: one string (used for every mask) or B strings. mask: (B, C, N, N) in [-1, 1] from `encode_masks`.
+        generator: one per sample (sample b then depends only on its own seed and the batch composition), one for
+        the batch, or None. Returns images (B, 1, N, N) float32 in [-1, 1] and the final latents.
+        """
+        # 1. check inputs
+        n = self.config.resolution
+        if mask.ndim != 4 or mask.shape[-2:] != (n, n):
+            raise MRGenError(f"mask shape {tuple(mask.shape)} is not (B, C, {n}, {n})", "mask",
+                             "encode label maps at the generator's resolution with pipe.encode_masks")
+        batch = mask.shape[0]
+        prompts = [prompt] * batch if isinstance(prompt, str) else list(prompt)
+        if len(prompts) != batch:
+            raise MRGenError(f"{len(prompts)} prompts for {batch} masks", "prompt", "pass one prompt or one per mask")
+        if isinstance(generator, list) and len(generator) != batch:
+            raise MRGenError(f"{len(generator)} generators for {batch} masks", "generator", "pass one per mask")
+        do_cfg = guidance_scale > 1.0
+
+        # 2. text conditions (unconditional = empty prompt, as in training's prompt dropout)
+        cond = self.encode_prompt(prompts)
+        if do_cfg:
+            cond = torch.cat([self.encode_prompt([""] * batch), cond])
+
+        # 3. initial noise, drawn on CPU per sample so results do not depend on the device
+        f = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        shape = (self.unet.config.in_channels, n // f, n // f)
+        if latents is None:
+            gens = generator if isinstance(generator, list) else [generator] * batch
+            latents = torch.stack([torch.randn(shape, generator=g, dtype=torch.float32) for g in gens])
+        latents = latents.to(self.device, self.dtype)
+        sched = make_scheduler(self.scheduler_config, scheduler)
+        sched.set_timesteps(num_inference_steps, device=self.device)
+        latents = latents * sched.init_noise_sigma
+        control = mask.to(self.device, self.dtype)
+        if do_cfg:
+            control = torch.cat([control, control])
+
+        # 4. denoising loop
+        for t in sched.timesteps:
+            model_in = torch.cat([latents, latents]) if do_cfg else latents
+            model_in = sched.scale_model_input(model_in, t)
+            down, mid = None, None
+            if self.controlnet is not None:  # None: stage-1 (text only) sampling, used for validation images
+                down, mid = self.controlnet(model_in, t, encoder_hidden_states=cond, controlnet_cond=control,
+                                            conditioning_scale=controlnet_conditioning_scale, return_dict=False)
+            noise = self.unet(model_in, t, encoder_hidden_states=cond, down_block_additional_residuals=down,
+                              mid_block_additional_residual=mid).sample
+            if do_cfg:
+                uncond, text = noise.chunk(2)
+                noise = uncond + guidance_scale * (text - uncond)
+            latents = sched.step(noise, t, latents).prev_sample
+
+        # 5. decode
+        images = self.vae.decode(latents / self.vae.config.scaling_factor).sample.clamp(-1, 1)
+        return MRGenPipelineOutput(images=images.float().cpu(), latents=latents.float().cpu())
+
+
+def check_consistency(vae, unet, controlnet, text: TextEncoder, config: GeneratorConfig, where) -> None:
+    """One-line errors when parts of a generator do not fit together."""
+    from mrgen_nnunet.generator.masks import mask_channels
+
+    problems = []
+    if vae.config.latent_channels != unet.config.in_channels:
+        problems.append(f"VAE latent channels {vae.config.latent_channels} ≠ UNet in_channels {unet.config.in_channels}")
+    if unet.config.cross_attention_dim != text.hidden_size:
+        problems.append(f"UNet cross_attention_dim {unet.config.cross_attention_dim} ≠ text width {text.hidden_size}")
+    if controlnet.config.in_channels != unet.config.in_channels:
+        problems.append("ControlNet in_channels ≠ UNet in_channels")
+    want = mask_channels(config.mask_encoding, config.labels)
+    if controlnet.config.conditioning_channels != want:
+        problems.append(f"ControlNet takes {controlnet.config.conditioning_channels} mask channels, "
+                        f"config ({config.mask_encoding}, {len(config.labels) - 1} organs) gives {want}")
+    if problems:
+        raise MRGenError("generator parts do not match: " + "; ".join(problems), where,
+                         "use parts trained together (same preset and mask encoding)")
