@@ -1,0 +1,350 @@
+"""masks -> target-sequence slices -> filter -> a new nnU-Net slice dataset; resumable and shardable.
+
+Work happens in a hidden folder `raw_root/.mrgen-partial-DatasetNNN_NAME/` (invisible to nnU-Net):
+
+    run.json                the options that determine the output (a resumed run must match them)
+    imagesTr/ labelsTr/     accepted cases, written atomically
+    items/<case>.json       one per finished source mask: its candidates, scores, accepted cases (the commit point)
+    rows/<case>_{acc,rej}.png  contact-sheet rows
+
+A source mask is done when its item file exists; a re-run skips done masks and redoes the others from scratch
+with the same seeds and batches, so the result is identical to an uninterrupted run. When every mask of the
+manifest is done (all shards), dataset.json, provenance.jsonl, summary.json and contact_sheet.png are written and
+the folder is renamed to `DatasetNNN_NAME` (an existing dataset is replaced only with `force`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mrgen_nnunet.data.io import write_image, write_text_atomic
+from mrgen_nnunet.data.normalize import denormalize_slice, normalize_label, normalize_slice
+from mrgen_nnunet.errors import MRGenError
+from mrgen_nnunet.filtering.selection import Thresholds, enough, passes, select, should_skip
+from mrgen_nnunet.synthesis.contact_sheet import png_bytes, render_row, stack_rows, write_bytes_atomic
+from mrgen_nnunet.synthesis.manifest import MaskItem, build_manifest, load_sources, shard_items
+
+SHEET_ROWS = 8  # accepted rows and rejected rows on the contact sheet (each)
+
+
+@dataclass
+class SynthesisOptions:
+    """Everything `synthesize` needs; paths are explicit (the CLI resolves nnUNet_raw and RANK/WORLD_SIZE)."""
+
+    target: str  # target modality name or alias, e.g. "LGE", "T2-SPIR"
+    source: str  # index .jsonl, dataset folder, or dataset id/name in raw_root
+    generator: str  # generator folder (ours or MRGen's released layout)
+    out_raw: str  # nnU-Net raw folder to write the dataset into
+    out_dataset: int  # dataset id
+    name: str | None = None  # dataset name; default "MRGen_<target>"
+    controlnet: str | None = None
+    raw_root: str | None = None  # where a dataset id/name --source is looked up (default: out_raw)
+    samples_per_mask: int = 2
+    max_tries: int = 20
+    batch_size: int = 4
+    steps: int = 50
+    scheduler: str = "ddim"
+    guidance: float = 7.0
+    seed: int = 0
+    filter: str = "sam2"  # "sam2" | "nnunet" | "none"
+    sam2_config: str = "tiny"
+    sam2_checkpoint: str | None = None
+    sam2_prompt: str = "mask"  # "mask" (MRGen) | "box" | "box+mask"
+    filter_model: str | None = None  # trained nnU-Net model folder for --filter nnunet
+    filter_id: str = ""  # set from the backend
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    relax: float = 0.1
+    relax_keep: int = 1
+    shard: int = 0
+    num_shards: int = 1
+    force: bool = False
+    device: str = "cpu"
+    progress: bool = True
+
+    def fingerprint(self) -> dict:
+        """The options that determine the output (not sharding, progress, device, force)."""
+        d = asdict(self)
+        for k in ("shard", "num_shards", "force", "progress", "device"):
+            d.pop(k)
+        return d
+
+
+@dataclass
+class SynthesisSummary:
+    """Counts of a run. `complete` is False when other shards still have work (no dataset published yet)."""
+
+    masks: int
+    masks_skipped: int
+    masks_with_accepted: int
+    candidates: int
+    accepted: int
+    relaxed: int
+    acceptance_rate: float  # accepted / candidates
+    seconds: float  # generation + filtering time summed over items
+    slices_per_second: float  # candidates / seconds
+    filter: str
+    generator: str
+    dataset: str | None  # the published folder, or None while incomplete
+    complete: bool
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _cfg(pipe, key: str, default=None):
+    config = pipe.config
+    return config.get(key, default) if isinstance(config, dict) else getattr(config, key, default)
+
+
+def load_generator(path: str, controlnet: str | None, device: str):
+    """The generator pipeline of contract §3 (`MRGenPipeline.from_pretrained`)."""
+    from mrgen_nnunet.generator.pipeline import MRGenPipeline
+
+    if not Path(path).is_dir():
+        raise MRGenError("generator folder not found", path, "train one with `mrgen-nnunet train` or pass its folder")
+    return MRGenPipeline.from_pretrained(path, controlnet=controlnet, device=device)
+
+
+def synthesize(options: SynthesisOptions, pipeline=None, filter_backend=None) -> SynthesisSummary:
+    """Run (or resume) the synthesis described by `options`; returns the summary.
+
+    `pipeline` / `filter_backend` are built from the options when None (tests pass tiny ones).
+    """
+    from mrgen_nnunet.data.nnunet_raw import dataset_folder_name
+    from mrgen_nnunet.data.prompts import load_modality_table, resolve_modality
+
+    o = options
+    name = o.name or f"MRGen_{''.join(c if c.isalnum() else '_' for c in o.target)}"
+    out_raw = Path(o.out_raw)
+    final = out_raw / dataset_folder_name(o.out_dataset, name)
+    existing = sorted(p for p in out_raw.glob(f"Dataset{o.out_dataset:03d}_*") if p.is_dir()) if out_raw.is_dir() else []
+    if existing and not o.force:
+        raise MRGenError(f"dataset id {o.out_dataset} is already used by {existing[0].name}", out_raw,
+                         "choose another --out-dataset or pass --force to replace it")
+    if o.samples_per_mask < 1 or o.max_tries < o.samples_per_mask or o.batch_size < 1:
+        raise MRGenError("need 1 <= --samples-per-mask <= --max-tries and --batch-size >= 1", "--max-tries")
+
+    source = load_sources(o.source, o.raw_root or o.out_raw)
+    pipe = pipeline if pipeline is not None else load_generator(o.generator, o.controlnet, o.device)
+    gen_labels = {k: int(v) for k, v in (_cfg(pipe, "labels") or {}).items()}
+    if gen_labels != source.labels:
+        raise MRGenError(f"generator labels {gen_labels} and source labels {source.labels} disagree", o.generator,
+                         "use a generator trained on this label map (mrgen_generator.json 'labels')")
+    table = load_modality_table()  # built-in keys and aliases, with the generator's own entries over them
+    for key, entry in (_cfg(pipe, "modalities") or {}).items():
+        table[key] = {"region": "", **table.get(key, {"aliases": []}), **entry}
+    modality = resolve_modality(o.target, table)
+    if filter_backend is None:
+        from mrgen_nnunet.filtering.backends import build_filter
+
+        filter_backend = build_filter(o.filter, o.sam2_config, o.sam2_checkpoint, o.sam2_prompt, o.filter_model,
+                                      o.device)
+    o.filter_id = filter_backend.id
+    check_labels = getattr(filter_backend, "check_labels", None)
+    if check_labels is not None:
+        check_labels(source.labels)
+
+    items = build_manifest(source, o.max_tries, o.seed)
+    work = out_raw / f".mrgen-partial-{final.name}"
+    _prepare_work(work, o)
+    generator_id = str(_cfg(pipe, "id", None) or Path(o.generator).name)
+    mine = [it for it in shard_items(items, o.shard, o.num_shards) if not (work / "items" / f"{it.source.case}.json").is_file()]
+    _process(mine, pipe, filter_backend, source.labels, modality, o, work, generator_id, len(items))
+    if not all((work / "items" / f"{it.source.case}.json").is_file() for it in items):
+        return _summary(items, work, o, generator_id, None, complete=False)
+    return _assemble(items, work, final, out_raw, o, source.labels, modality.key, generator_id)
+
+
+def _prepare_work(work: Path, o: SynthesisOptions) -> None:
+    fingerprint = json.dumps(o.fingerprint(), sort_keys=True, indent=1, default=str)
+    run_json = work / "run.json"
+    if run_json.is_file() and run_json.read_text() != fingerprint:
+        if not o.force:
+            raise MRGenError("an unfinished synthesis with other options exists", work,
+                             "rerun with the same options to resume, or pass --force to start over")
+        shutil.rmtree(work)
+    for sub in ("imagesTr", "labelsTr", "items", "rows"):
+        (work / sub).mkdir(parents=True, exist_ok=True)
+    if not run_json.is_file():
+        write_text_atomic(fingerprint, run_json)
+
+
+def _process(items: list[MaskItem], pipe, filt, labels: dict[str, int], modality, o: SynthesisOptions, work: Path,
+             generator_id: str, total: int) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from mrgen_nnunet.data.prompts import build_prompt
+
+    size = int(_cfg(pipe, "resolution"))
+    columns = (TextColumn("synthesize"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+               TextColumn("accepted {task.fields[acc]}/{task.fields[cand]} ({task.fields[rate]})"))
+    acc_total = cand_total = 0
+    with Progress(*columns, disable=not o.progress) as bar:
+        task = bar.add_task("masks", total=len(items), acc=0, cand=0, rate="-")
+        for item in items:
+            result = _process_one(item, pipe, filt, labels, modality, o, work, generator_id, size, build_prompt)
+            acc_total += len(result["accepted"])
+            cand_total += len(result["candidates"])
+            rate = f"{acc_total / cand_total:.0%}" if cand_total else "-"
+            bar.update(task, advance=1, acc=acc_total, cand=cand_total, rate=rate)
+
+
+def _process_one(item: MaskItem, pipe, filt, labels, modality, o: SynthesisOptions, work: Path, generator_id: str,
+                 size: int, build_prompt) -> dict:
+    start = time.perf_counter()
+    s = item.source
+    image, label, geometry = s.load()
+    names = {v: k for k, v in labels.items()}
+    organs = [names[v] for v in sorted(np.unique(label).tolist()) if v != 0 and v in names]
+    prompt = build_prompt(modality.key, modality.attributes, modality.region, organs)
+    record = {"source_case": s.case, "patient": s.patient, "source_image": Path(s.image_file).name, "source_slice": s.slice_index,
+              "prompt": prompt, "generator": generator_id, "filter": filt.id, "skipped": None, "relaxed": False,
+              "candidates": [], "accepted": []}
+    if should_skip(label, o.thresholds):
+        record["skipped"] = f"foreground <= {o.thresholds.min_foreground:.2%}"
+        record["seconds"] = time.perf_counter() - start
+        write_text_atomic(json.dumps(record, sort_keys=True, indent=1), work / "items" / f"{s.case}.json")
+        return record
+
+    x, info = normalize_slice(image, size)
+    label_n = normalize_label(label, info)
+    pixel_spacing = float(max(info.shape[0] + info.pad[0] + info.pad[1], 1)) * float(geometry.spacing[0]) / size
+    tries = o.samples_per_mask if filt.name == "none" else o.max_tries
+    images, scores = [], []
+    for start_try in range(0, tries, o.batch_size):
+        seeds = item.seeds[start_try: min(tries, start_try + o.batch_size)]
+        maps = np.repeat(label_n[None], len(seeds), axis=0)
+        with torch.no_grad():
+            out = pipe(prompt=[prompt] * len(seeds), mask=pipe.encode_masks(maps), num_inference_steps=o.steps,
+                       guidance_scale=o.guidance, generator=[torch.Generator("cpu").manual_seed(sd) for sd in seeds],
+                       scheduler=o.scheduler)
+        batch = out.images[:, 0].detach().cpu().numpy().astype(np.float32)
+        images.extend(batch)
+        scores.extend(filt.score(batch, maps, labels, [pixel_spacing] * len(seeds)))
+        if filt.name != "none" and enough(scores, o.thresholds, o.samples_per_mask):
+            break
+
+    if filt.name == "none":
+        kept, relaxed = list(range(len(images)))[: o.samples_per_mask], False
+    else:
+        sel = select(scores, o.thresholds, o.samples_per_mask, o.relax, o.relax_keep)
+        kept, relaxed = sel.kept, sel.relaxed
+    for t, (sc, sd) in enumerate(zip(scores, item.seeds)):
+        record["candidates"].append({"try": t, "seed": sd, **sc.to_dict(), "passed": passes(sc, o.thresholds),
+                                     "accepted": t in kept})
+    for j, t in enumerate(kept):
+        case = f"syn_{s.case}_k{j}"
+        write_image(denormalize_slice(images[t], info), geometry, work / "imagesTr" / f"{case}_0000.nii.gz")
+        write_image(label, geometry, work / "labelsTr" / f"{case}.nii.gz")
+        record["accepted"].append({"case": case, "try": t, "seed": item.seeds[t], "relaxed": relaxed})
+    record["relaxed"] = relaxed and bool(kept)
+
+    def row(t: int, verdict: str) -> None:
+        text = "\n".join([f"{s.case} try {t} {verdict}"] + [f"{k[:10]} iou {v.iou:.2f} c {v.conf:.2f}"
+                                                             for k, v in scores[t].organs.items()]
+                         + [f"unrequested {k}" for k in scores[t].unrequested])
+        png = render_row(x, label_n, images[t], scores[t].prediction, text)
+        write_bytes_atomic(png_bytes(png), work / "rows" / f"{s.case}_{verdict[:3]}.png")
+
+    if kept:
+        row(kept[0], "accepted")
+    rejected = [t for t in range(len(images)) if t not in kept]
+    if rejected:
+        row(rejected[0], "rejected")
+    record["seconds"] = time.perf_counter() - start
+    write_text_atomic(json.dumps(record, sort_keys=True, indent=1), work / "items" / f"{s.case}.json")
+    return record
+
+
+def _records(items: list[MaskItem], work: Path) -> list[dict]:
+    return [json.loads((work / "items" / f"{it.source.case}.json").read_text()) for it in items]
+
+
+def _summary(items, work, o, generator_id, dataset, complete) -> SynthesisSummary:
+    done = [r for r in _records([it for it in items if (work / "items" / f"{it.source.case}.json").is_file()], work)]
+    cands = sum(len(r["candidates"]) for r in done)
+    acc = sum(len(r["accepted"]) for r in done)
+    seconds = sum(r["seconds"] for r in done)
+    note = "filter 'none': no quality check, the first samples of each mask were kept" if o.filter_id == "none" else ""
+    if not complete:
+        note = f"{len(done)}/{len(items)} masks done; run the other shards (or rerun) to publish the dataset"
+    return SynthesisSummary(
+        masks=len(items), masks_skipped=sum(r["skipped"] is not None for r in done),
+        masks_with_accepted=sum(bool(r["accepted"]) for r in done), candidates=cands, accepted=acc,
+        relaxed=sum(1 for r in done for a in r["accepted"] if a["relaxed"]),
+        acceptance_rate=acc / cands if cands else 0.0, seconds=round(seconds, 3),
+        slices_per_second=round(cands / seconds, 4) if seconds else 0.0, filter=o.filter_id, generator=generator_id,
+        dataset=dataset, complete=complete, note=note)
+
+
+def _assemble(items, work: Path, final: Path, out_raw: Path, o: SynthesisOptions, labels: dict[str, int],
+              modality_key: str, generator_id: str) -> SynthesisSummary:
+    from mrgen_nnunet.data.nnunet_raw import mrgen_key, write_dataset_json
+
+    lock = work / "assemble.lock"
+    try:
+        lock.mkdir()
+    except FileExistsError:  # another shard is assembling
+        return _summary(items, work, o, generator_id, None, complete=False)
+    try:
+        records = _records(items, work)
+        accepted = [(a, r) for r in records for a in r["accepted"]]
+        keep = {a["case"] for a, _ in accepted}
+        for sub, suffix in (("imagesTr", "_0000.nii.gz"), ("labelsTr", ".nii.gz")):
+            for p in (work / sub).iterdir():  # files of masks redone after a kill that are not accepted now
+                if not p.name.endswith(suffix) or p.name[: -len(suffix)] not in keep:
+                    p.unlink()
+        provenance = "".join(json.dumps({k: v for k, v in {**r, **a, "organs": _organ_scores(r, a["try"])}.items()
+                                         if k not in ("candidates", "accepted", "seconds")}, sort_keys=True) + "\n"
+                             for a, r in accepted)
+        write_text_atomic(provenance, work / "provenance.jsonl")
+        write_text_atomic("".join(json.dumps({k: v for k, v in r.items() if k != "seconds"}, sort_keys=True) + "\n"
+                                  for r in records), work / "candidates.jsonl")
+        channel = "".join(c for c in o.target if c.isalnum() or c in "-_") or "MRI"
+        extra = {"mrgen": mrgen_key(modality_key, "slices", {a["case"]: r["patient"] for a, r in accepted},
+                                    sorted(keep), None, "provenance.jsonl")}
+        write_dataset_json(work, labels, {"0": channel}, len(keep), extra, dataset_name=final.name)
+        rows = [work / "rows" / f"{r['source_case']}_acc.png" for r in records]
+        rows = [p for p in rows if p.is_file()][:SHEET_ROWS]
+        rej = [p for p in (work / "rows" / f"{r['source_case']}_rej.png" for r in records) if p.is_file()]
+        stack_rows(rows + rej[:SHEET_ROWS], work / "contact_sheet.png")
+        summary = _summary(items, work, o, generator_id, str(final), complete=True)
+        write_text_atomic(json.dumps(summary.to_dict(), indent=1, sort_keys=True), work / "summary.json")
+        for name in ("items", "rows"):
+            shutil.rmtree(work / name)
+        (work / "run.json").unlink()
+        _publish(work, final, out_raw, o.out_dataset, o.force)
+    finally:
+        if lock.exists():
+            lock.rmdir()
+    return summary
+
+
+def _organ_scores(record: dict, try_index: int) -> dict:
+    c = record["candidates"][try_index]
+    return {"scores": c["organs"], "unrequested": c["unrequested"]}
+
+
+def _publish(work: Path, final: Path, out_raw: Path, dataset_id: int, force: bool) -> None:
+    """Rename the finished work folder to `final`, replacing datasets with the same id only with `force`."""
+    old = sorted(p for p in out_raw.glob(f"Dataset{dataset_id:03d}_*") if p.is_dir())
+    if old and not force:
+        raise MRGenError(f"dataset id {dataset_id} is already used by {old[0].name}", out_raw,
+                         "pass --force to replace it")
+    trash = [out_raw / f".{p.name}.old-{uuid.uuid4().hex[:8]}" for p in old]
+    for p, t in zip(old, trash):
+        os.replace(p, t)
+    (work / "assemble.lock").rmdir()
+    os.replace(work, final)
+    for t in trash:
+        shutil.rmtree(t, ignore_errors=True)
