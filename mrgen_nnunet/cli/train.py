@@ -1,12 +1,124 @@
-"""`mrgen-nnunet train` (not implemented yet)."""
+"""`mrgen-nnunet train autoencoder | text | mask | all`: parse options (config file + flags) and call the stage."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import fields
+from pathlib import Path
 
 import typer
 
-from mrgen_nnunet.errors import NotReadyError
+from mrgen_nnunet.errors import MRGenError
 
-app = typer.Typer(help="train (not implemented yet).", no_args_is_help=False, invoke_without_command=True)
+app = typer.Typer(help="Train the generator: autoencoder (VAE), text (stage 1 UNet), mask (stage 2 ControlNet).",
+                  no_args_is_help=True)
+
+INDEX = typer.Option(..., "--index", help="Generator index (JSONL of slice records).")
+OUT = typer.Option(..., "--out", help="Generator folder; every stage reads and writes here.")
+PRESET = typer.Option("tiny", "--preset", help="mrgen | small | tiny.")
+RESOLUTION = typer.Option(None, "--resolution", help="Model resolution (default: the preset's).")
+CONFIG = typer.Option(None, "--config", help="TOML or YAML file with option values (flags override it).")
+STEPS = typer.Option(None, "--steps")
+BATCH = typer.Option(None, "--batch-size")
+LR = typer.Option(None, "--lr")
+ACCUM = typer.Option(None, "--grad-accum")
+MP = typer.Option(None, "--mixed-precision", help="no | fp16 | bf16")
+SEED = typer.Option(None, "--seed")
+CKPT = typer.Option(None, "--checkpoint-every")
+VAL = typer.Option(None, "--validate-every")
+RESUME = typer.Option(False, "--resume", help="Continue from the newest checkpoint of this stage.")
+GC = typer.Option(False, "--gradient-checkpointing")
+CPU = typer.Option(False, "--cpu", help="Train on CPU even when a GPU is present.")
 
 
-@app.callback()
-def _not_ready() -> None:
-    raise NotReadyError("'train' is not implemented yet")
+def _options(config: Path | None, **flags):
+    from mrgen_nnunet.generator.train import TrainOptions
+
+    values: dict = {}
+    if config is not None:
+        if not config.is_file():
+            raise MRGenError("config file not found", config, "pass an existing TOML or YAML file")
+        try:
+            if config.suffix in (".yaml", ".yml"):
+                import yaml
+
+                values = yaml.safe_load(config.read_text()) or {}
+            else:
+                values = tomllib.loads(config.read_text())
+        except Exception as exc:  # parse errors of either format: one line
+            raise MRGenError(f"cannot parse config: {exc}", config, "fix the TOML/YAML syntax") from None
+        known = {f.name for f in fields(TrainOptions)}
+        unknown = sorted(set(values) - known - {"preset", "resolution", "target"})
+        if unknown:
+            raise MRGenError(f"unknown config key(s) {', '.join(unknown)}", config, f"known: {', '.join(sorted(known))}")
+    values.update({k: v for k, v in flags.items() if v is not None and v is not False})
+    extra = {k: values.pop(k) for k in ("preset", "resolution", "target") if k in values}
+    return TrainOptions(**values), extra
+
+
+def _common(config, steps, batch_size, lr, grad_accum, mixed_precision, seed, checkpoint_every, validate_every,
+            resume, gradient_checkpointing, cpu, **more):
+    return _options(config, steps=steps, batch_size=batch_size, lr=lr, grad_accum=grad_accum,
+                    mixed_precision=mixed_precision, seed=seed, checkpoint_every=checkpoint_every,
+                    validate_every=validate_every, resume=resume, gradient_checkpointing=gradient_checkpointing,
+                    cpu=cpu, **more)
+
+
+@app.command("autoencoder")
+def autoencoder(index: Path = INDEX, out: Path = OUT, preset: str = PRESET, resolution: int = RESOLUTION,
+                config: Path = CONFIG, steps: int = STEPS, batch_size: int = BATCH, lr: float = LR,
+                grad_accum: int = ACCUM, mixed_precision: str = MP, seed: int = SEED, checkpoint_every: int = CKPT,
+                validate_every: int = VAL, resume: bool = RESUME, gradient_checkpointing: bool = GC,
+                cpu: bool = CPU) -> None:
+    """Train the VAE (MSE + 1e-4 KL) -> OUT/vae."""
+    from mrgen_nnunet.generator.train import train_autoencoder
+
+    opts, extra = _common(config, steps, batch_size, lr, grad_accum, mixed_precision, seed, checkpoint_every,
+                          validate_every, resume, gradient_checkpointing, cpu)
+    print(train_autoencoder(index, out, extra.get("preset", preset), extra.get("resolution", resolution), opts))
+
+
+@app.command("text")
+def text(index: Path = INDEX, out: Path = OUT, preset: str = PRESET, resolution: int = RESOLUTION,
+         config: Path = CONFIG, steps: int = STEPS, batch_size: int = BATCH, lr: float = LR,
+         grad_accum: int = ACCUM, mixed_precision: str = MP, seed: int = SEED, checkpoint_every: int = CKPT,
+         validate_every: int = VAL, resume: bool = RESUME, gradient_checkpointing: bool = GC,
+         cpu: bool = CPU, prompt_dropout: float = typer.Option(None, "--prompt-dropout")) -> None:
+    """Stage 1: text-conditioned latent diffusion UNet -> OUT/unet (needs OUT/vae)."""
+    from mrgen_nnunet.generator.train import train_text
+
+    opts, extra = _common(config, steps, batch_size, lr, grad_accum, mixed_precision, seed, checkpoint_every,
+                          validate_every, resume, gradient_checkpointing, cpu, prompt_dropout=prompt_dropout)
+    print(train_text(index, out, extra.get("preset", preset), extra.get("resolution", resolution), opts))
+
+
+@app.command("mask")
+def mask(index: Path = INDEX, out: Path = OUT, target: str = typer.Option(None, "--target", help="e.g. LGE"),
+         preset: str = PRESET, resolution: int = RESOLUTION, config: Path = CONFIG, steps: int = STEPS,
+         batch_size: int = BATCH, lr: float = LR, grad_accum: int = ACCUM, mixed_precision: str = MP,
+         seed: int = SEED, checkpoint_every: int = CKPT, validate_every: int = VAL, resume: bool = RESUME,
+         gradient_checkpointing: bool = GC, cpu: bool = CPU,
+         target_mix: float = typer.Option(None, "--target-mix", help="Fraction of unlabeled target slices."),
+         mask_encoding: str = typer.Option(None, "--mask-encoding", help="weighted | onehot")) -> None:
+    """Stage 2: mask ControlNet from the stage-1 UNet -> OUT/controlnet (needs OUT/vae, OUT/unet)."""
+    from mrgen_nnunet.generator.train import train_mask
+
+    opts, extra = _common(config, steps, batch_size, lr, grad_accum, mixed_precision, seed, checkpoint_every,
+                          validate_every, resume, gradient_checkpointing, cpu, target_mix=target_mix,
+                          mask_encoding=mask_encoding)
+    target = target or extra.get("target")
+    if not target:
+        raise MRGenError("no target modality", "--target", "pass e.g. --target LGE")
+    print(train_mask(index, out, target, extra.get("preset", preset), extra.get("resolution", resolution), opts))
+
+
+@app.command("all")
+def all_stages(index: Path = INDEX, out: Path = OUT, target: str = typer.Option(..., "--target"),
+               preset: str = PRESET, resolution: int = RESOLUTION, steps: int = typer.Option(200, "--steps"),
+               batch_size: int = BATCH, seed: int = SEED, cpu: bool = CPU) -> None:
+    """All three stages, --steps each -> a complete generator folder."""
+    from mrgen_nnunet.generator.train import train_generator
+
+    opts, _ = _options(None, batch_size=batch_size, seed=seed, cpu=cpu)
+    print(json.dumps(str(train_generator(index, out, preset, target, steps, resolution, opts))))
