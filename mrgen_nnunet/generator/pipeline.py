@@ -102,6 +102,8 @@ class MRGenPipeline:
         import json
 
         sched = json.loads(sched_file.read_text())
+        if is_mrgen_layout(path):
+            config.resolution = int(vae.config.sample_size)  # 512 for the released weights
         check_consistency(vae, unet, ctrl, text, config, path)
         for m in (vae, unet, ctrl):
             m.eval().requires_grad_(False)
