@@ -51,6 +51,7 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, Geometry]:
     path = Path(path)
     if not path.is_file():
         raise MRGenError("image file not found", path, "check the path")
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)  # ITK prints e.g. "direction coerced" per file to stderr
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:

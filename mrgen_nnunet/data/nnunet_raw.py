@@ -81,7 +81,7 @@ def staged_dataset(raw_root: str | os.PathLike, dataset_id: int, name: str, forc
         _refuse_existing(raw_root, dataset_id, force)
         old = _datasets_with_id(raw_root, dataset_id)
         trash = [raw_root / f".{p.name}.old-{uuid.uuid4().hex[:8]}" for p in old]
-        for p, t in zip(old, trash):
+        for p, t in zip(old, trash, strict=True):
             os.replace(p, t)
         os.replace(tmp, final)
         for t in trash:

@@ -14,10 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
-from mrgen_nnunet.data.io import Geometry, read_image
+from mrgen_nnunet.data.io import Geometry
 from mrgen_nnunet.data.prompts import resolve_modality
 from mrgen_nnunet.dataset_converters.common import (
-    Volume, VolumeSource, load_pair, numbered_files, parse_patients, write_dataset,
+    Volume,
+    VolumeSource,
+    load_pair,
+    numbered_files,
+    parse_patients,
+    read_png,
+    write_dataset,
 )
 from mrgen_nnunet.errors import MRGenError
 
@@ -91,6 +97,12 @@ def read_dicom_series(folder: Path) -> tuple[np.ndarray, Geometry, list[str]]:
     if not series:
         raise MRGenError("no DICOM series found", folder, "the folder must hold the .dcm files of one series")
     files = list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series[0]))
+    for f in sorted(set(map(str, folder.iterdir())) - set(files)):  # GDCM silently drops unreadable files
+        if Path(f).is_file() and not Path(f).name.startswith("."):
+            try:
+                sitk.ReadImage(f)
+            except RuntimeError:
+                raise MRGenError("cannot read DICOM file (corrupt or truncated)", f, "re-export the series") from None
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     try:
@@ -128,10 +140,10 @@ def load_dicom_case(dicom_dir: Path, ground_dir: Path) -> Volume:
     if len(pngs) != len(files):
         raise MRGenError(f"{len(pngs)} Ground PNGs for {len(files)} DICOM slices", ground_dir,
                          "each DICOM slice needs one Ground PNG")
-    png_of = dict(zip(sorted(files, key=lambda f: Path(f).name), pngs))
+    png_of = dict(zip(sorted(files, key=lambda f: Path(f).name), pngs, strict=True))
     label = np.zeros(image.shape, dtype=np.uint8)
     for k, f in enumerate(files):
-        png, _ = read_image(png_of[f])
+        png = read_png(png_of[f])
         if png.shape != image.shape[1:]:
             raise MRGenError(f"Ground PNG shape {png.shape} differs from DICOM slice {image.shape[1:]}", png_of[f],
                              "the PNG must match its DICOM slice")

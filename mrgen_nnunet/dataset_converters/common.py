@@ -16,7 +16,11 @@ import numpy as np
 
 from mrgen_nnunet.data.io import Geometry, extract_slice, read_image, slice_geometry, write_image
 from mrgen_nnunet.data.nnunet_raw import (
-    check_labels, dataset_folder_name, mrgen_key, staged_dataset, write_dataset_json,
+    check_labels,
+    dataset_folder_name,
+    mrgen_key,
+    staged_dataset,
+    write_dataset_json,
 )
 from mrgen_nnunet.data.prompts import ModalityInfo
 from mrgen_nnunet.data.records import SliceRecord, write_index
@@ -191,6 +195,21 @@ def _record(src: VolumeSource, case: str, k: int, image_file: str, label_file: s
                        modality=modality.key, label_file=label_file, attributes=modality.attributes,
                        region=modality.region, organs=_organs(lab, labels), labels=dict(labels),
                        spacing=[float(s) for s in geom.spacing[:2]], dataset=tag)
+
+
+def read_png(path: Path) -> np.ndarray:
+    """8/16-bit PNG/JPEG -> (H, W) float32 grey (colour averaged). Read with Pillow, which fails cleanly
+    (libpng via SimpleITK prints to stderr on broken files)."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not Path(path).is_file():
+        raise MRGenError("image file not found", path, "check the path")
+    try:
+        with Image.open(path) as im:
+            array = np.asarray(im, dtype=np.float32)
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+        raise MRGenError(f"cannot read image: {exc}", path, "the file is corrupt or truncated; re-export it") from None
+    return array[..., :3].mean(axis=-1) if array.ndim == 3 else array
 
 
 def numbered_files(folder: Path, prefix: str, suffix: str = ".nii.gz") -> dict[int, Path]:

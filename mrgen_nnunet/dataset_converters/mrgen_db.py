@@ -19,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mrgen_nnunet.data.io import read_image, write_image
+from mrgen_nnunet.data.io import Geometry, write_image
 from mrgen_nnunet.data.nnunet_raw import dataset_folder_name, mrgen_key, staged_dataset, write_dataset_json
 from mrgen_nnunet.data.prompts import resolve_modality
 from mrgen_nnunet.data.records import SliceRecord, write_index
+from mrgen_nnunet.dataset_converters.common import read_png
 from mrgen_nnunet.errors import MRGenError
 
 REQUIRED = ("image_path", "label", "modality")
@@ -135,11 +136,12 @@ def convert_mrgen_db(src: str | os.PathLike, out_raw: str | os.PathLike, dataset
     index_dir = Path(index).resolve().parent if index is not None else None
     slice_records, patients = [], {}
     with staged_dataset(out_raw, dataset_id, final.name.split("_", 1)[1], force=force) as tmp:
-        for r, image_path, masks, volume, k, where in track(items, description=f"converting {final.name}", transient=True):
-            image, geom = read_image(image_path)
+        for r, image_path, masks, volume, k, _where in track(items, description=f"converting {final.name}", transient=True):
+            image = read_png(image_path)
+            geom = Geometry.default(2)
             label = np.zeros(image.shape, dtype=np.uint8)
             for value, mask_path in enumerate(masks, start=1):
-                mask, _ = read_image(mask_path)
+                mask = read_png(mask_path)
                 if mask.shape != image.shape:
                     raise MRGenError(f"mask shape {mask.shape} differs from image shape {image.shape}", mask_path,
                                      "masks must match their image")

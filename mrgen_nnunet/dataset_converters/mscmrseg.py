@@ -10,7 +10,11 @@ from pathlib import Path
 
 from mrgen_nnunet.data.prompts import resolve_modality
 from mrgen_nnunet.dataset_converters.common import (
-    VolumeSource, load_pair, numbered_files, parse_patients, write_dataset,
+    VolumeSource,
+    load_pair,
+    numbered_files,
+    parse_patients,
+    write_dataset,
 )
 from mrgen_nnunet.errors import MRGenError
 

@@ -12,7 +12,12 @@ import numpy as np
 from mrgen_nnunet.data.io import Geometry, read_image
 from mrgen_nnunet.data.prompts import resolve_modality
 from mrgen_nnunet.dataset_converters.common import (
-    Volume, VolumeSource, check_label_values, numbered_files, parse_patients, write_dataset,
+    Volume,
+    VolumeSource,
+    check_label_values,
+    numbered_files,
+    parse_patients,
+    write_dataset,
 )
 from mrgen_nnunet.errors import MRGenError
 

@@ -3,7 +3,13 @@ import json
 import pytest
 
 from mrgen_nnunet.data.nnunet_raw import (
-    dataset_folder_name, find_dataset, list_cases, mrgen_key, read_dataset_json, staged_dataset, write_dataset_json,
+    dataset_folder_name,
+    find_dataset,
+    list_cases,
+    mrgen_key,
+    read_dataset_json,
+    staged_dataset,
+    write_dataset_json,
 )
 from mrgen_nnunet.errors import MRGenError
 

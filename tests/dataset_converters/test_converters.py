@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 import SimpleITK as sitk
+from convert_helpers import nifti_pairs, verify
 
-from conftest import nifti_pairs, verify
 from mrgen_nnunet.data.nnunet_raw import list_cases, read_dataset_json
 from mrgen_nnunet.data.records import load_slice, read_index
 
