@@ -104,10 +104,10 @@ def _synthesize(cfg: BenchmarkConfig, source: Path, generator: Path, target_moda
     if list(raw.glob(f"Dataset{dataset_id:03d}_*")):
         return find_dataset(raw, dataset_id)
     synthesize(SynthesisOptions(
-        target=target_modality, source=source, generator=generator, out_raw=raw, out_dataset=dataset_id,
-        name=f"synthetic_s{seed}", samples_per_mask=cfg.keep, max_tries=cfg.candidates,
+        target=target_modality, source=str(source), generator=str(generator), out_raw=str(raw),
+        out_dataset=dataset_id, name=f"synthetic_s{seed}", samples_per_mask=cfg.keep, max_tries=cfg.candidates,
         steps=cfg.inference_steps, guidance=cfg.guidance_scale, seed=seed, filter=cfg.filter,
-        filter_model=_filter_model(cfg, env) if cfg.filter == "nnunet" else None))
+        filter_model=str(_filter_model(cfg, env)) if cfg.filter == "nnunet" else None, device=cfg.device))
     return find_dataset(raw, dataset_id)
 
 
@@ -139,6 +139,11 @@ def _row_dataset(row: str, parts: dict[str, Path], raw: Path, dataset_id: int, r
                                 ratio if uses_ratio else None)
 
 
+def _number(x: float | None) -> float:
+    """HD95 is undefined (None/NaN) when a structure is absent from prediction or reference."""
+    return float("nan") if x is None else float(x)
+
+
 def _dataset_id(folder: Path) -> int:
     return int(folder.name[len("Dataset"):].split("_")[0])
 
@@ -163,8 +168,8 @@ def _train_and_test(cfg: BenchmarkConfig, row: str, seed: int, dataset: Path, te
             device=cfg.device, plans=plans)
     t2 = time.perf_counter()
     metrics = evaluate_folder(pred, test / "labelsTr", labels, out / "evaluation")
-    dice = {s: float(metrics["mean"][s]["dice"]) for s in labels if s != "background"}
-    hd95 = {s: float(metrics["mean"][s]["hd95"]) for s in labels if s != "background"}
+    dice = {s: float(metrics["mean"][s]["Dice"]) for s in labels if s != "background"}
+    hd95 = {s: _number(metrics["mean"][s]["HD95_mm"]) for s in labels if s != "background"}
     result = RowResult(row, seed, dice, hd95, len(list_cases(dataset)),
                        {"train": t1 - t0, "predict": t2 - t1, "evaluate": time.perf_counter() - t2})
     write_text_atomic(json.dumps(result.to_dict(), indent=1) + "\n", done)

@@ -1,8 +1,34 @@
-"""`mrgen-nnunet demo` (not implemented yet)."""
+"""`mrgen-nnunet demo`: parse, then call `demo.run.run_demo`."""
 
-from mrgen_nnunet.errors import NotReadyError
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
 
 
-def demo() -> None:
-    """demo (not implemented yet)."""
-    raise NotReadyError("'demo' is not implemented yet")
+def demo(
+    out: Path = typer.Option(Path("mrgen_demo"), "--out", help="Folder for everything the demo writes."),
+    data: tuple[str, Path] = typer.Option((None, None), "--data", help="Real data instead of the phantom: "
+                                          "LAYOUT DIR, e.g. --data mscmrseg ../shared/data/mscmrseg."),
+) -> None:
+    """Phantom -> convert -> tiny generator -> synthesize -> nnU-Net -> Dice table, on CPU in minutes."""
+    import time
+
+    from rich.console import Console
+
+    from mrgen_nnunet.demo.run import run_demo
+
+    console = Console()
+    source = None if data[0] is None else (data[0], data[1])
+    console.print("mrgen-nnunet demo: " + ("embedded two-sequence phantom (sequence A = bSSFP-like, labelled; "
+                                           "B = LGE-like, images)" if source is None else f"{source[0]} data in "
+                                           f"{source[1]}") + "; synthetic filter: none (every sample kept)")
+    t = time.perf_counter()
+    summary = run_demo(out, source, console=console)
+    console.print(summary["report"]["markdown"].read_text())
+    console.print(f"done in {time.perf_counter() - t:.0f} s. Results: {summary['report']['markdown']}, "
+                  f"{summary['report']['json']}, plot {summary['report']['plot']}")
+    if summary["contact_sheet"] is not None:
+        console.print(f"synthetic samples (contact sheet): {summary['contact_sheet']}")
+    console.print(f"everything (datasets, models, logs): {summary['config'].out}")

@@ -1,0 +1,71 @@
+"""Benchmark config parsing (the shipped MS-CMRSeg config, bad keys) and the results table/plot."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from mrgen_nnunet.benchmark.config import ROWS, load_config, patient_list
+from mrgen_nnunet.benchmark.report import RowResult, markdown_table, summarise, write_report
+from mrgen_nnunet.errors import MRGenError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_shipped_mscmrseg_config():
+    cfg = load_config(REPO / "benchmarks" / "configs" / "mscmrseg_bssfp_to_lge.toml")
+    assert cfg.source.sequence == "bSSFP" and patient_list(cfg.source) == list(range(1, 21))
+    assert cfg.target.sequence == "LGE" and patient_list(cfg.target) == list(range(1, 21))
+    assert cfg.test.sequence == "LGE" and patient_list(cfg.test) == [21, 22, 23, 24, 25]
+    assert not set(patient_list(cfg.test)) & set(patient_list(cfg.target))  # test patients never train
+    assert cfg.source.root == (REPO.parent / "shared" / "data" / "mscmrseg").resolve()  # relative to the file
+    assert cfg.rows == list(ROWS) and cfg.spacing_mm == 2.5
+
+
+def _write(tmp_path, text):
+    base = '''name = "x"\nout = "o"\n'''
+    tables = "".join(f'[{k}]\nlayout = "mscmrseg"\nroot = "d"\nsequence = "LGE"\npatients = "1-2"\n'
+                     for k in ("source", "target", "test"))
+    p = tmp_path / "c.toml"
+    p.write_text(base + text + tables)
+    return p
+
+
+@pytest.mark.parametrize("text, match", [
+    ('trainr = "x"\n', "unknown config key"),
+    ('rows = ["source", "bogus"]\n', "unknown row"),
+    ('filter = "clip"\n', "unknown filter"),
+    ('seeds = []\n', "seeds is empty"),
+])
+def test_bad_config(tmp_path, text, match):
+    with pytest.raises(MRGenError, match=match):
+        load_config(_write(tmp_path, text))
+
+
+def test_bad_patient_range_and_missing_file(tmp_path):
+    p = _write(tmp_path, "").read_text().replace('patients = "1-2"', 'patients = "1-x"', 1)
+    (tmp_path / "d.toml").write_text(p)
+    with pytest.raises(MRGenError, match="bad patient range"):
+        load_config(tmp_path / "d.toml")
+    with pytest.raises(MRGenError, match="not found"):
+        load_config(tmp_path / "missing.toml")
+
+
+def test_summary_mean_sd_table_and_plot(tmp_path):
+    runs = [RowResult("source", 0, {"myo": 0.2, "lv": 0.6}, {"myo": 10.0, "lv": float("nan")}),
+            RowResult("source", 1, {"myo": 0.4, "lv": 0.8}, {"myo": 20.0, "lv": 5.0}),
+            RowResult("remap", 0, {"myo": 0.7, "lv": 0.9}, {"myo": 3.0, "lv": 2.0}, train_cases=12,
+                      seconds={"train": 42.0})]
+    s = summarise(runs)
+    assert s["source"]["dice"]["myo"]["mean"] == pytest.approx(0.3)
+    assert s["source"]["dice"]["myo"]["sd"] == pytest.approx(math.sqrt(0.02))
+    assert s["source"]["mean_dice"]["mean"] == pytest.approx(0.5)
+    assert s["source"]["hd95"]["lv"]["mean"] == 5.0  # NaN (absent structure) left out of the mean
+    assert s["remap"]["dice"]["myo"]["sd"] is None  # one seed: no sd
+    table = markdown_table(s)
+    assert "0.300 ± 0.141" in table and "| source + intensity-remapped (GIN/BigAug-style) | 0.800 |" in table
+    paths = write_report(runs, tmp_path / "r", "t")
+    assert paths["plot"].stat().st_size > 1000
+    data = json.loads(paths["json"].read_text())
+    assert len(data["runs"]) == 3 and data["runs"][2]["mean_dice"] == pytest.approx(0.8)
