@@ -162,8 +162,7 @@ def build_unet(preset: Preset):
     """Random-initialised `UNet2DConditionModel` on latents (B, C, N/f, N/f)."""
     from diffusers import UNet2DConditionModel
 
-    cfg = dict(preset.unet, sample_size=preset.resolution // vae_factor(preset.vae))
-    return UNet2DConditionModel(**cfg)
+    return UNet2DConditionModel(**preset.unet)  # sample_size is metadata only (MRGen's says 512)
 
 
 def build_controlnet(unet, preset: Preset, conditioning_channels: int):
