@@ -64,6 +64,7 @@ def write_tiny_dataset(raw: Path, dataset_id: int = 501, n_patients: int = 5, re
     return folder
 
 
-@pytest.fixture
-def tiny_dataset(nnunet_env) -> Path:
-    return write_tiny_dataset(nnunet_env["nnUNet_raw"])
+@pytest.fixture(scope="session")
+def tiny_dataset_writer():
+    """`write_tiny_dataset` as a fixture (test folders here are not packages)."""
+    return write_tiny_dataset

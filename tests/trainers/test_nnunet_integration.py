@@ -1,0 +1,136 @@
+"""Real nnU-Net, tiny: plan a 2D slice dataset (some cases synthetic) once, then
+- the trainer in-process: real-only patient-grouped split, real:synthetic sampling, plain fallback;
+- the real CLIs: nnUNetv2_train -tr nnUNetTrainerMRGen_2epochs_10it via nnUNet_extTrainer=$(mrgen-nnunet
+  trainer-path) -> nnUNetv2_predict (2d model on 3D test volumes) -> mrgen-nnunet evaluate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mrgen_nnunet.cli.main import main
+from mrgen_nnunet.data.io import read_image
+from mrgen_nnunet.errors import MRGenError
+from mrgen_nnunet.trainers.nnunet_run import find_raw_dataset, nnunet_environment, plan_and_preprocess
+
+BIN = Path(sys.executable).parent
+TRAINER = "nnUNetTrainerMRGen_2epochs_10it"
+
+
+@pytest.fixture(scope="module")
+def planned(tmp_path_factory, tiny_dataset_writer):
+    root = tmp_path_factory.mktemp("nnunet")
+    env = nnunet_environment(root / "raw", root / "pre", root / "res", n_proc_da=0, n_proc=1,
+                             base={**os.environ, "OMP_NUM_THREADS": "1"})
+    folder = tiny_dataset_writer(root / "raw")
+    pre = plan_and_preprocess(501, env)
+    return env, folder, pre
+
+
+def _set_env(monkeypatch, env):
+    for key in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_n_proc_DA", "nnUNet_def_n_proc"):
+        monkeypatch.setenv(key, env[key])
+
+
+def _trainer(pre: Path, dataset_json: dict):
+    import torch
+
+    from mrgen_nnunet.trainers.training_length import nnUNetTrainerMRGen_1epochs_10it
+
+    plans = json.loads((pre / "nnUNetPlans.json").read_text())
+    plans["continue_training"] = False
+    return nnUNetTrainerMRGen_1epochs_10it(plans, "2d", 0, dataset_json, device=torch.device("cpu"))
+
+
+def test_trainer_split_sampling_and_plain_fallback(planned, monkeypatch):
+    env, folder, pre = planned
+    _set_env(monkeypatch, env)
+    dataset_json = json.loads((pre / "dataset.json").read_text())
+    synthetic = set(dataset_json["mrgen"]["synthetic_cases"])
+    trainer = _trainer(pre, dataset_json)
+    trainer.initialize()
+    tr_keys, val_keys = trainer.do_split()
+    assert val_keys and not set(val_keys) & synthetic
+    assert set(tr_keys) & synthetic
+    splits = json.loads((pre / "splits_final.json").read_text())
+    assert all(not set(s["val"]) & synthetic for s in splits)
+
+    gen_tr, _ = trainer.get_dataloaders()
+    loader = gen_tr.data_loader
+    n_syn = sum(k in synthetic for k in loader.indices)
+    assert 0 < n_syn < len(loader.indices) and n_syn / len(loader.indices) < 0.45  # uniform would under-draw
+    drawn = np.concatenate([loader.get_indices() for _ in range(1500)])
+    assert np.mean([k in synthetic for k in drawn]) == pytest.approx(0.5, abs=0.03)  # ratio 1.0
+
+    plain = {k: v for k, v in dataset_json.items() if k != "mrgen"}
+    fallback = _trainer(pre, plain)
+    fallback.initialize()
+    gen_plain, _ = fallback.get_dataloaders()
+    assert gen_plain.data_loader.sampling_probabilities is None
+    assert fallback.do_split() == (splits[0]["train"], splits[0]["val"])  # nnU-Net's own path reads the file
+
+    original = (pre / "splits_final.json").read_text()
+    try:
+        (pre / "splits_final.json").write_text(json.dumps([{"train": tr_keys, "val": sorted(synthetic)}]))
+        with pytest.raises(MRGenError, match="validates on .* synthetic case"):
+            trainer.do_split()
+    finally:
+        (pre / "splits_final.json").write_text(original)
+
+
+def test_real_clis_train_predict_3d_evaluate(planned, tmp_path):
+    env, folder, pre = planned
+    shim = subprocess.run([str(BIN / "mrgen-nnunet"), "trainer-path"], capture_output=True, text=True, check=True)
+    env = {**env, "nnUNet_extTrainer": shim.stdout.strip()}
+    subprocess.run([str(BIN / "nnUNetv2_train"), "501", "2d", "0", "-tr", TRAINER, "-device", "cpu"],
+                   env=env, check=True, capture_output=True)
+    synthetic = set(json.loads((folder / "dataset.json").read_text())["mrgen"]["synthetic_cases"])
+    splits = json.loads((pre / "splits_final.json").read_text())
+    assert all(s["val"] and not set(s["val"]) & synthetic for s in splits)
+    validated = {p.name.removesuffix(".nii.gz") for p in
+                 (Path(env["nnUNet_results"]) / folder.name / f"{TRAINER}__nnUNetPlans__2d/fold_0/validation")
+                 .glob("*.nii.gz")}
+    assert validated == set(splits[0]["val"])
+
+    pred = tmp_path / "pred"
+    subprocess.run([str(BIN / "nnUNetv2_predict"), "-i", str(folder / "imagesTs"), "-o", str(pred), "-d", "501",
+                    "-c", "2d", "-f", "0", "-tr", TRAINER, "-device", "cpu", "-npp", "1", "-nps", "1",
+                    "--disable_progress_bar"], env=env, check=True, capture_output=True)
+    for gt_file in sorted((folder / "labelsTs").glob("*.nii.gz")):
+        gt, gt_geo = read_image(gt_file)
+        pr, pr_geo = read_image(pred / gt_file.name)
+        assert gt.ndim == 3 and pr.shape == gt.shape == (4, 32, 32)
+        assert np.allclose(pr_geo.spacing, gt_geo.spacing) and np.allclose(pr_geo.origin, gt_geo.origin)
+        assert np.allclose(pr_geo.direction, gt_geo.direction)
+
+    out = tmp_path / "eval"
+    run = subprocess.run([str(BIN / "mrgen-nnunet"), "evaluate", "--pred", str(pred), "--gt",
+                          str(folder / "labelsTs"), "--out", str(out)], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_cases"] == 2
+    assert summary["mean"]["square"]["Dice"] > 0.9  # an easy bright square
+    assert all(c["square"]["Dice"] > 0.85 for c in summary["cases"].values())
+
+
+def test_segment_train_unknown_trainer_is_one_line(planned, monkeypatch, capsys):
+    env, _, _ = planned
+    _set_env(monkeypatch, env)
+    assert main(["segment", "train", "501", "-tr", "nnUNetTrainerNoSuchThing", "--device", "cpu"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown trainer 'nnUNetTrainerNoSuchThing'" in err[0]
+
+
+def test_dataset_without_dataset_json_is_refused(tmp_path):
+    (tmp_path / "raw" / "Dataset777_X" / "imagesTr").mkdir(parents=True)
+    env = nnunet_environment(tmp_path / "raw", tmp_path / "pre", tmp_path / "res", base={})
+    with pytest.raises(MRGenError, match="no dataset.json"):
+        find_raw_dataset(777, env)
+    assert env["nnUNet_extTrainer"].endswith("nnunet_ext") and "nnUNet_n_proc_DA" not in env
