@@ -38,6 +38,7 @@ def evaluate_generator(
     clip_weights: str = typer.Option(None, "--clip-weights", help="BiomedCLIP folder/hf-hub: id for CLIP image/text "
                                      "similarity (default: --weights when --features biomedclip)."),
     prompt: str = typer.Option(None, "--prompt", help="Target prompt for CLIP text similarity."),
+    dims: int = typer.Option(2048, "--dims", help="Inception feature size: 2048 (standard FID), 768, 192 or 64."),
     resolution: int = typer.Option(256, "--resolution", help="Slices are normalised to N×N."),
     max_slices: int = typer.Option(None, "--max-slices", help="Random subset per set (seeded)."),
     batch_size: int = typer.Option(16, "--batch-size"),
@@ -50,7 +51,7 @@ def evaluate_generator(
         clip_weights = weights
     result = run(resolve_input(real, "--real"), resolve_input(synthetic, "--synthetic"), out, features=features,
                  weights=weights, resolution=resolution, max_slices=max_slices, clip_weights=clip_weights,
-                 prompt=prompt, batch_size=batch_size, seed=seed)
+                 prompt=prompt, batch_size=batch_size, seed=seed, dims=dims)
     console = Console()
     if result["random_feature_weights"]:
         console.print(f"[bold yellow]WARNING: {result['caveat']}[/]")

@@ -72,13 +72,19 @@ def random_inception_state_dict() -> dict[str, torch.Tensor]:
     return net.state_dict()
 
 
+INCEPTION_DIMS = (64, 192, 768, 2048)
+
+
 class InceptionFeatures(nn.Module):
-    """torch-fidelity Inception-v3 (FID network). (B, 1, N, N) in [-1, 1] -> (B, 2048) pool3 features."""
+    """torch-fidelity Inception-v3 (FID network). (B, 1, N, N) in [-1, 1] -> (B, dims) features; `dims` 2048 is
+    the standard pool3 FID, 64/192/768 are earlier blocks (pytorch-fid's --dims), cheaper for small sets."""
 
-    num_features = 2048
-
-    def __init__(self, state_dict: dict[str, torch.Tensor] | None = None):
+    def __init__(self, state_dict: dict[str, torch.Tensor] | None = None, dims: int = 2048):
         super().__init__()
+        if dims not in INCEPTION_DIMS:
+            raise MRGenError(f"Inception feature size {dims} not available", "--dims",
+                             f"choose one of {', '.join(map(str, INCEPTION_DIMS))}")
+        self.num_features = dims
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
         if state_dict is None:
@@ -88,7 +94,7 @@ class InceptionFeatures(nn.Module):
             checked = Path(tmp) / "inception.pth"
             torch.save(state_dict, checked)
             try:
-                self.net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
+                self.net = FeatureExtractorInceptionV3("inception-v3-compat", [str(dims)],
                                                        feature_extractor_weights_path=str(checked))
             except RuntimeError as exc:
                 raise MRGenError(f"weights do not fit Inception-v3: {str(exc).splitlines()[0]}", "--weights",
@@ -182,8 +188,10 @@ def random_biomedclip_image_tower() -> ClipImageFeatures:
     return ClipImageFeatures(_build_vision_tower(512, cfg), 224, OPENAI_DATASET_MEAN, OPENAI_DATASET_STD, 512)
 
 
-def build_feature_extractor(kind: str, weights: str | Path | None = None, seed: int = 0) -> tuple[nn.Module, bool]:
-    """(extractor, random_weights). `kind` in FEATURES; `weights` None -> random init with `seed`."""
+def build_feature_extractor(kind: str, weights: str | Path | None = None, seed: int = 0,
+                            dims: int = 2048) -> tuple[nn.Module, bool]:
+    """(extractor, random_weights). `kind` in FEATURES; `weights` None -> random init with `seed`;
+    `dims` only for inception (64 | 192 | 768 | 2048)."""
     if kind not in FEATURES:
         raise MRGenError(f"unknown feature extractor {kind!r}", "--features", f"choose one of {', '.join(FEATURES)}")
     torch.manual_seed(seed)
@@ -192,5 +200,5 @@ def build_feature_extractor(kind: str, weights: str | Path | None = None, seed: 
             return random_biomedclip_image_tower(), True
         return clip_image_features(load_biomedclip(str(weights))[0]), False
     state = None if weights is None else load_state_dict_file(weights)
-    extractor = InceptionFeatures(state) if kind == "inception" else ResNet50Features(state)
+    extractor = InceptionFeatures(state, dims) if kind == "inception" else ResNet50Features(state)
     return extractor.eval(), weights is None

@@ -165,7 +165,7 @@ def generator_markdown(result: dict) -> str:
     """The markdown report of `evaluate_generator`'s result dict."""
     lines = ["# Generator evaluation", "", f"- real: `{result['real']}` ({result['real_slices']} slices)",
              f"- synthetic: `{result['synthetic']}` ({result['synthetic_slices']} slices)",
-             f"- resolution: {result['resolution']}², features: {result['features']}", ""]
+             f"- resolution: {result['resolution']}², features: {result['features']} ({result['feature_dims']}-d)", ""]
     if result["random_feature_weights"]:
         lines += [f"> **WARNING: {RANDOM_CAVEAT}.**", ""]
     lines += ["| metric | value |", "|---|---|", f"| Fréchet distance ({result['features']}) | {_fmt(result['fid'])} |",
@@ -187,18 +187,19 @@ def generator_markdown(result: dict) -> str:
 def evaluate_generator(real: str | Path, synthetic: str | Path, out_dir: str | Path, features: str = "inception",
                        weights: str | Path | None = None, resolution: int = 256, max_slices: int | None = None,
                        clip_weights: str | None = None, prompt: str | None = None, batch_size: int = 16,
-                       seed: int = 0) -> dict:
+                       seed: int = 0, dims: int = 2048) -> dict:
     """Compare real and synthetic target-sequence slices; write JSON, markdown and PNGs to `out_dir`.
 
     real, synthetic: image folders or nnU-Net raw dataset folders (see generator_inputs). `features` in
-    inception|radimagenet|biomedclip; `weights` None -> random-initialised extractor (result says so).
+    inception|radimagenet|biomedclip; `weights` None -> random-initialised extractor (result says so); `dims`:
+    Inception feature size (2048 = standard FID).
     `clip_weights`: BiomedCLIP folder/hub id for CLIP image/text similarity (skipped, values None, when absent).
     Returns the result dict written to generator_metrics.json.
     """
     out_dir = Path(out_dir)
     real_set = load_slice_set(real, resolution, max_slices, seed)
     synthetic_set = load_slice_set(synthetic, resolution, max_slices, seed)
-    extractor, random_weights = build_feature_extractor(features, weights, seed)
+    extractor, random_weights = build_feature_extractor(features, weights, seed, dims)
     clip_model = load_biomedclip(clip_weights) if clip_weights else None
     real_images, synthetic_images = real_set.images(), synthetic_set.images()
     with _progress() as progress:
@@ -211,7 +212,7 @@ def evaluate_generator(real: str | Path, synthetic: str | Path, out_dir: str | P
     result = {
         "real": str(real_set.source), "synthetic": str(synthetic_set.source), "resolution": resolution,
         "real_slices": len(real_set.slices), "synthetic_slices": len(synthetic_set.slices),
-        "features": features, "weights": None if weights is None else str(weights),
+        "features": features, "feature_dims": int(extractor.num_features), "weights": None if weights is None else str(weights),
         "random_feature_weights": random_weights, "caveat": RANDOM_CAVEAT if random_weights else None,
         "fid": fid, **clip, "prompt": prompt, "seed": seed, "intensity": intensity,
     }

@@ -104,12 +104,16 @@ def test_intensity_statistics_see_the_darker_ring(sets):
     assert len(shifted["label_1"]["real"]["histogram"]) == 64
 
 
-@pytest.mark.parametrize("kind", ["inception", "radimagenet"])
-def test_fid_identical_is_zero_and_shifted_is_larger(sets, kind):
+@pytest.mark.parametrize(("kind", "dims"), [
+    ("inception", 192),
+    pytest.param("inception", 2048, marks=pytest.mark.slow),  # 2048² eigen-decompositions: ~1 min on 2 cores
+    pytest.param("radimagenet", 2048, marks=pytest.mark.slow),
+])
+def test_fid_identical_is_zero_and_shifted_is_larger(sets, kind, dims):
     real = load_slice_set(sets / "real", SIZE).images()
     dark = load_slice_set(sets / "syn_dark", SIZE).images()
-    extractor, random_weights = build_feature_extractor(kind, None, seed=0)
-    assert random_weights and extractor.num_features == 2048
+    extractor, random_weights = build_feature_extractor(kind, None, seed=0, dims=dims)
+    assert random_weights and extractor.num_features == dims
     same = frechet_distance(real, real, extractor, batch_size=8)
     shifted = frechet_distance(real, dark, extractor, batch_size=8)
     assert abs(same) < 1e-3 * shifted
@@ -128,7 +132,18 @@ def test_weights_files_load_safely(tmp_path):
     b, random_b = build_feature_extractor("inception", tmp_path / "inception.pth")
     assert not random_a and not random_b
     torch.testing.assert_close(a(x), b(x))
-    torch.testing.assert_close(a(x), InceptionFeatures(state).eval()(x))
+    assert not torch.allclose(a(x), InceptionFeatures(None).eval()(x))  # the file's weights, not a fresh init
+
+    from torchvision.models import resnet50
+
+    net = resnet50(weights=None).eval()  # RadImageNet ports: "backbone." prefix, classifier head included
+    torch.save({f"backbone.{k}": v for k, v in net.state_dict().items()}, tmp_path / "radimagenet.pt")
+    r, random_r = build_feature_extractor("radimagenet", tmp_path / "radimagenet.pt")
+    assert not random_r
+    net.fc = torch.nn.Identity()
+    expected = net((torch.nn.functional.interpolate(((x + 1) / 2).repeat(1, 3, 1, 1), size=(224, 224),
+                                                    mode="bilinear", antialias=True) - r.mean) / r.std)
+    torch.testing.assert_close(r(x), expected)
 
     torch.save({"x": Geometry.default(2)}, tmp_path / "evil.pth")  # a pickled object: refused by weights_only
     with pytest.raises(MRGenError, match="cannot read weights"):
@@ -174,12 +189,12 @@ def test_cli_evaluate_generator_writes_reports(sets, tmp_path, capsys):
     out = tmp_path / "report"
     _tiny_open_clip_folder(tmp_path / "clip")
     code = main(["evaluate-generator", "--real", str(sets / "real"), "--synthetic", str(sets / "syn_dark"),
-                 "--features", "radimagenet", "--resolution", str(SIZE), "--out", str(out),
+                 "--features", "inception", "--dims", "64", "--resolution", str(SIZE), "--out", str(out),
                  "--clip-weights", str(tmp_path / "clip"), "--prompt", "LGE Cardiac MRI"])
     assert code == 0, capsys.readouterr().err
     assert "RANDOM-INITIALISED" in capsys.readouterr().out
     result = json.loads((out / "generator_metrics.json").read_text())
-    assert result["random_feature_weights"] is True and result["fid"] > 0
+    assert result["random_feature_weights"] is True and result["fid"] > 0 and result["feature_dims"] == 64
     assert result["real_slices"] == 8 and result["synthetic_slices"] == 8
     assert result["clip_text"] is not None and result["intensity"]["label_2"]["mean_difference"] < 0
     assert "WARNING" in (out / "generator_metrics.md").read_text()
