@@ -124,7 +124,8 @@ def plan_and_preprocess(dataset_id: int, env: Mapping[str, str], configurations:
     if env.get("nnUNet_n_proc_DA") == "0":  # the planner calls torch.set_num_threads(n_proc_DA): 0 crashes it
         env = {**env, "nnUNet_n_proc_DA": "1"}
     log = Path(log_file) if log_file else Path(env["nnUNet_preprocessed"]) / f"{raw.name}_plan_and_preprocess.log"
-    run_nnunet(["nnUNetv2_plan_and_preprocess", "-d", str(int(dataset_id)), "-c", *configurations,
+    run_nnunet(["nnUNetv2_plan_and_preprocess", "-d", str(int(dataset_id)), "-npfp", str(num_processes),
+                "-c", *configurations,
                 "-np", *([str(num_processes)] * len(configurations)), "--verify_dataset_integrity"],
                env, log, description=f"plan+preprocess {raw.name}")
     return Path(env["nnUNet_preprocessed"]) / raw.name
