@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from rich.progress import track
 
+from mrgen_nnunet.data.io import extract_slice, read_image
 from mrgen_nnunet.data.normalize import normalize_label, normalize_slice
 from mrgen_nnunet.data.prompts import build_prompt
 from mrgen_nnunet.data.records import SliceRecord, load_slice, read_index
@@ -45,8 +46,22 @@ def load_slice_set(index_path: str | os.PathLike, resolution: int, quiet: bool =
     records = read_index(index_path)
     images, maps, has = [], [], []
     labels: dict[str, int] = {}
+    volumes: dict[str, np.ndarray] = {}  # each 3D file is read once, not once per slice
+
+    def cached(path: str) -> np.ndarray:
+        if path not in volumes:
+            volumes[path] = read_image(path)[0]
+        return volumes[path]
+
     for rec in track(records, description="loading slices", disable=quiet):
-        image, label = load_slice(rec)
+        if rec.slice_index or cached(rec.image_file).ndim == 3:
+            image = extract_slice(cached(rec.image_file), rec.slice_index).astype(np.float32)
+            label = None if rec.label_file is None else extract_slice(cached(rec.label_file), rec.slice_index)
+            if label is not None and label.shape != image.shape:
+                raise MRGenError(f"label shape {label.shape} differs from image shape {image.shape}",
+                                 rec.label_file, "image and label must share one grid")
+        else:
+            image, label = load_slice(rec)
         x, info = normalize_slice(image, resolution)
         images.append(x)
         maps.append(normalize_label(label, info) if label is not None else np.zeros_like(x, dtype=np.uint8))
