@@ -9,8 +9,10 @@ Rows (config `rows`, see config.ROWS):
   synthetic+source+remap all three (does generation add to randomisation?)
   oracle                 real target slices with their labels (an upper bound, when labels are given)
 
-Identical for every row: one plan (plans.py: planned on the source dataset, copied), the trainer, fold "all"
-(every training case; the held-out target test volumes are the only evaluation), device, and the test set.
+Identical for every row: one plan (plans.py: planned on the source dataset, copied), the trainer, fold 0 of
+nnUNetTrainerMRGen's patient-grouped split (4/5 of the patients train; the rest, real cases only, is nnU-Net's
+validation; fold "all" would make nnU-Net's final validation predict every training slice, which costs more
+than training at CPU-profile budgets), device, and the test set (the only numbers in the table).
 Seeds: seed k drives the synthetic and randomised draws of that repeat; nnU-Net's training itself is not seeded
 by nnU-Net, so repeats also measure its run-to-run variance. Everything lives under `config.out`; finished steps
 (datasets, plans, trained rows, evaluations) are found and skipped on a re-run.
@@ -39,7 +41,7 @@ ROW_PARTS = {
     "synthetic+source+remap": (("source", "synthetic", "remap"), True),
     "oracle": (("target",), False),
 }
-FOLD = "all"
+FOLD = 0
 
 
 @dataclass
