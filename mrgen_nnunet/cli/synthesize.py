@@ -1,8 +1,73 @@
-"""`mrgen-nnunet synthesize` (not implemented yet)."""
+"""`mrgen-nnunet synthesize`: source masks -> target-sequence slices -> filter -> a new nnU-Net dataset."""
 
-from mrgen_nnunet.errors import NotReadyError
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import typer
+
+from mrgen_nnunet.errors import MRGenError
 
 
-def synthesize() -> None:
-    """synthesize (not implemented yet)."""
-    raise NotReadyError("'synthesize' is not implemented yet")
+def _shard(text: str | None) -> tuple[int, int]:
+    """`--shard i/n`, else RANK/WORLD_SIZE from `accelerate launch`/torchrun, else 0/1."""
+    if text:
+        try:
+            i, n = (int(v) for v in text.split("/"))
+        except ValueError:
+            raise MRGenError(f"invalid --shard {text!r}", "--shard", "use i/n, e.g. 0/4") from None
+        return i, n
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def synthesize(
+    target: str = typer.Option(..., "--target", help="Target sequence, e.g. LGE or T2-SPIR."),
+    source: str = typer.Option(..., "--source", help="Source nnU-Net raw slice dataset (id, name, folder) or index .jsonl with labels."),
+    generator: Path = typer.Option(..., "--generator", help="Generator folder (ours or MRGen's released layout)."),
+    out_dataset: int = typer.Option(..., "--out-dataset", help="Dataset id of the new nnU-Net dataset."),
+    out_raw: Path | None = typer.Option(None, "--out-raw", help="nnU-Net raw folder to write to [default: $nnUNet_raw]."),
+    controlnet: str | None = typer.Option(None, "--controlnet", help="ControlNet folder, or name in MRGen's controlnet_model_zoo."),
+    name: str | None = typer.Option(None, "--name", help="Dataset name [default: MRGen_<target>]."),
+    samples_per_mask: int = typer.Option(2, "--samples-per-mask"),
+    max_tries: int = typer.Option(20, "--max-tries"),
+    batch_size: int = typer.Option(4, "--batch-size"),
+    steps: int = typer.Option(50, "--steps"),
+    scheduler: str = typer.Option("ddim", "--scheduler", help="ddim | dpm"),
+    guidance: float = typer.Option(7.0, "--guidance"),
+    seed: int = typer.Option(0, "--seed"),
+    filter_name: str = typer.Option("sam2", "--filter", help="sam2 | nnunet | none"),
+    sam2_config: str = typer.Option("tiny", "--sam2-config", help="tiny | small | base_plus | large or configs/sam2.1/...yaml"),
+    sam2_checkpoint: Path | None = typer.Option(None, "--sam2-checkpoint"),
+    sam2_prompt: str = typer.Option("mask", "--sam2-prompt", help="mask (MRGen) | box | box+mask"),
+    filter_model: Path | None = typer.Option(None, "--filter-model", help="Trained nnU-Net model folder (--filter nnunet)."),
+    iou: float = typer.Option(0.7, "--iou"),
+    conf: float = typer.Option(0.8, "--conf"),
+    mean_iou: float = typer.Option(0.8, "--mean-iou"),
+    mean_conf: float = typer.Option(0.9, "--mean-conf"),
+    min_foreground: float = typer.Option(0.005, "--min-foreground"),
+    shard: str | None = typer.Option(None, "--shard", help="i/n: this process's share [default: RANK/WORLD_SIZE]."),
+    device: str = typer.Option("cpu", "--device"),
+    force: bool = typer.Option(False, "--force", help="Replace an existing dataset with this id."),
+) -> None:
+    """Turn every labelled source slice into target-sequence images, keep those the filter accepts, write an nnU-Net dataset."""
+    from mrgen_nnunet.filtering.selection import Thresholds
+    from mrgen_nnunet.synthesis.run import SynthesisOptions
+    from mrgen_nnunet.synthesis.run import synthesize as run
+
+    raw = out_raw or (Path(os.environ["nnUNet_raw"]) if os.environ.get("nnUNet_raw") else None)
+    if raw is None:
+        raise MRGenError("no output raw folder", "--out-raw", "pass --out-raw or set nnUNet_raw")
+    i, n = _shard(shard)
+    options = SynthesisOptions(
+        target=target, source=source, generator=str(generator), out_raw=str(raw), out_dataset=out_dataset,
+        name=name, controlnet=controlnet, raw_root=os.environ.get("nnUNet_raw") or str(raw),
+        samples_per_mask=samples_per_mask, max_tries=max_tries, batch_size=batch_size, steps=steps,
+        scheduler=scheduler, guidance=guidance, seed=seed, filter=filter_name, sam2_config=sam2_config,
+        sam2_checkpoint=None if sam2_checkpoint is None else str(sam2_checkpoint), sam2_prompt=sam2_prompt,
+        filter_model=None if filter_model is None else str(filter_model),
+        thresholds=Thresholds(iou, conf, mean_iou, mean_conf, min_foreground), shard=i, num_shards=n,
+        force=force, device=device)
+    summary = run(options)
+    typer.echo(json.dumps(summary.to_dict(), indent=1))

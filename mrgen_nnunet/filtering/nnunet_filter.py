@@ -1,0 +1,80 @@
+"""nnU-Net filter: a trained nnU-Net model segments each candidate; per-organ IoU vs the conditioning mask.
+
+Works offline with any trained model folder (e.g. a source-trained model, or one trained on a first synthetic
+round). Because nnU-Net predicts *all* labels, it also finds organs the mask does not contain — the generator
+drew an unrequested organ (MRGen's false-negative problem) — and those candidates are rejected.
+Confidence of an organ = mean softmax probability of that organ over the conditioning mask's organ pixels.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mrgen_nnunet.errors import MRGenError
+from mrgen_nnunet.filtering.selection import CandidateScores, OrganScore, iou
+
+UNREQUESTED_MIN_FRACTION = 0.002  # an organ outside the mask counts when it covers ≥ 0.2 % of the image
+
+
+class NnUNetFilter:
+    """Scores candidates with an in-process `nnUNetPredictor` (2D model, one candidate at a time)."""
+
+    name = "nnunet"
+
+    def __init__(self, predictor, model_id: str, unrequested_min_fraction: float = UNREQUESTED_MIN_FRACTION):
+        self.predictor = predictor
+        self.id = f"nnunet:{model_id}"
+        self.unrequested_min_fraction = unrequested_min_fraction
+        self.labels = {k: int(v) for k, v in predictor.dataset_json["labels"].items()}
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, fold: int | str = 0, checkpoint: str = "checkpoint_final.pth",
+                    device: str = "cpu") -> NnUNetFilter:
+        """Load `folder` (…/DatasetNNN_X/TRAINER__PLANS__2d) with `fold_{fold}/{checkpoint}`."""
+        import torch
+        from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+        folder = Path(folder)
+        ckpt = folder / f"fold_{fold}" / checkpoint
+        if not (folder / "plans.json").is_file() or not ckpt.is_file():
+            raise MRGenError("not a trained nnU-Net model folder", ckpt,
+                             "pass nnUNet_results/DatasetNNN_X/<trainer>__<plans>__2d with a finished fold")
+        predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=False,
+                                    perform_everything_on_device=False, device=torch.device(device),
+                                    allow_tqdm=False)
+        predictor.initialize_from_trained_model_folder(str(folder), use_folds=(fold,), checkpoint_name=checkpoint)
+        if len(predictor.configuration_manager.patch_size) != 2:
+            raise MRGenError("the filter model is not a 2D nnU-Net model", folder, "train the '2d' configuration")
+        return cls(predictor, f"{folder.parent.name}/{folder.name}/fold_{fold}")
+
+    def check_labels(self, labels: dict[str, int]) -> None:
+        """MRGenError unless the model segments exactly the source label map."""
+        if {k: int(v) for k, v in labels.items()} != self.labels:
+            raise MRGenError(f"filter model labels {self.labels} differ from the source labels {labels}",
+                             "--filter-model", "use an nnU-Net model trained on this label map")
+
+    def score(self, images: np.ndarray, label_maps: np.ndarray, labels: dict[str, int],
+              pixel_spacing: list[float] | None = None) -> list[CandidateScores]:
+        """images (B, N, N) float32 in [-1, 1], label_maps (B, N, N) uint8, pixel_spacing [mm] per image ->
+        one CandidateScores per image (`prediction` = nnU-Net's (N, N) label map)."""
+        names = {v: k for k, v in self.labels.items() if v != 0}
+        out = []
+        for b in range(len(images)):
+            sp = float(pixel_spacing[b]) if pixel_spacing else 1.0
+            seg, probs = self.predictor.predict_single_npy_array(
+                images[b][None, None].astype(np.float32), {"spacing": [999.0, sp, sp]},
+                save_or_return_probabilities=True)
+            seg, probs = np.asarray(seg)[0].astype(np.uint8), np.asarray(probs)[:, 0]  # (N, N), (K, N, N)
+            organs, unrequested = {}, {}
+            for value, name in names.items():
+                target = label_maps[b] == value
+                if target.any():
+                    organs[name] = OrganScore(iou(seg == value, target), float(probs[value][target].mean()))
+                else:
+                    fraction = float((seg == value).mean())
+                    if fraction >= self.unrequested_min_fraction:
+                        unrequested[name] = fraction
+            out.append(CandidateScores(organs, unrequested, seg))
+        return out
