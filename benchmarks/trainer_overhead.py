@@ -1,0 +1,81 @@
+"""Per-iteration cost of nnUNetTrainerMRGen (weighted real:synthetic sampling) vs nnUNetTrainer, same data.
+
+Builds the tiny 32x32 slice dataset of tests/trainers (25 cases, 10 synthetic, ratio 1.0), plans it once with the
+real nnU-Net planner, then constructs both trainers in-process on the same plans/split and times, interleaved
+A/B so machine load hits both alike:
+  - loader: one `next(dataloader_train)` (sampling + loading + augmentation),
+  - step: loader + `train_step` (forward/backward on CPU).
+Prints medians over --repeats and the MRGen/plain ratios.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/trainer_overhead.py --repeats 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args()
+
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "trainers"))
+    from conftest import write_tiny_dataset  # the same tiny dataset the tests use
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+    from mrgen_nnunet.trainers.mrgen_trainer import nnUNetTrainerMRGen
+    from mrgen_nnunet.trainers.nnunet_run import nnunet_environment, plan_and_preprocess
+
+    root = args.workdir or Path(tempfile.mkdtemp(prefix="trainer_overhead_"))
+    env = nnunet_environment(root / "raw", root / "pre", root / "res", n_proc_da=0, n_proc=1)
+    write_tiny_dataset(root / "raw")
+    pre = plan_and_preprocess(501, env)
+    for key in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_n_proc_DA", "nnUNet_def_n_proc"):
+        os.environ[key] = env[key]  # in-process nnU-Net reads its folders from the environment
+    torch.set_num_threads(1)
+
+    dataset_json = json.loads((pre / "dataset.json").read_text())
+    trainers = {}
+    # nnUNetTrainerMRGen first: it writes the patient-grouped split that the plain trainer then reads
+    for name, cls in (("nnUNetTrainerMRGen", nnUNetTrainerMRGen), ("nnUNetTrainer", nnUNetTrainer)):
+        plans = json.loads((pre / "nnUNetPlans.json").read_text())
+        plans["continue_training"] = False
+        t = cls(plans, "2d", 0, dataset_json, device=torch.device("cpu"))
+        t.initialize()
+        t.dataloader_train, t.dataloader_val = t.get_dataloaders()
+        t.network.train()
+        trainers[name] = t
+    keys = {n: sorted(t.dataloader_train.data_loader.indices) for n, t in trainers.items()}
+    assert keys["nnUNetTrainer"] == keys["nnUNetTrainerMRGen"], "trainers see different training cases"
+
+    loader, step = {n: [] for n in trainers}, {n: [] for n in trainers}
+    for _ in range(args.repeats):
+        for name, t in trainers.items():
+            t0 = time.perf_counter()
+            batch = next(t.dataloader_train)
+            t1 = time.perf_counter()
+            t.train_step(batch)
+            t2 = time.perf_counter()
+            loader[name].append(t1 - t0)
+            step[name].append(t2 - t0)
+    print(f"{args.repeats} interleaved iterations, batch {trainers['nnUNetTrainer'].batch_size}, patch "
+          f"{trainers['nnUNetTrainer'].configuration_manager.patch_size}, {len(keys['nnUNetTrainer'])} training cases")
+    for label, table in (("loader next()", loader), ("loader + train_step", step)):
+        med = {n: statistics.median(v) * 1000 for n, v in table.items()}
+        print(f"{label:20s}  nnUNetTrainer {med['nnUNetTrainer']:.2f} ms  nnUNetTrainerMRGen "
+              f"{med['nnUNetTrainerMRGen']:.2f} ms  ratio {med['nnUNetTrainerMRGen'] / med['nnUNetTrainer']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
