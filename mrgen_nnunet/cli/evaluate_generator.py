@@ -54,9 +54,9 @@ def evaluate_generator(
                  prompt=prompt, batch_size=batch_size, seed=seed, dims=dims)
     console = Console()
     if result["random_feature_weights"]:
-        console.print(f"[bold yellow]WARNING: {result['caveat']}[/]")
+        console.print(f"[bold yellow]WARNING: {result['caveat']}[/]", soft_wrap=True)
     console.print(f"Fréchet distance ({features}): {result['fid']:.4f}   "
-                  f"({result['real_slices']} real, {result['synthetic_slices']} synthetic slices) -> {out}")
+                  f"({result['real_slices']} real, {result['synthetic_slices']} synthetic slices) -> {out}", soft_wrap=True)
 
 
 def evaluate_autoencoder(

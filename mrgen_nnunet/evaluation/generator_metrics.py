@@ -67,10 +67,14 @@ def frechet_distance(real: np.ndarray, synthetic: np.ndarray, extractor: torch.n
 def intensity_statistics(real: SliceSet, synthetic: SliceSet) -> dict[str, dict]:
     """Per label (background included): intensity mean/std/count inside the mask for both sets, the 1-D
     Wasserstein distance between the two intensity distributions, and HIST_BINS-bin densities on [-1, 1].
-    Needs labels in both sets; labels are matched by name from `real.labels`."""
+    Needs labels in both sets. Labels are matched by value; a name comes from the real set unless that one is a
+    generic `label_<v>` (plain folders) and the synthetic set's dataset.json names it."""
     from scipy.stats import wasserstein_distance
 
     names = {v: k for k, v in real.labels.items()}
+    for name, value in synthetic.labels.items():
+        if names.get(value, "label_").startswith("label_"):
+            names[value] = name
     edges = np.linspace(-1.0, 1.0, HIST_BINS + 1)
     stats = {}
     for value, name in sorted(names.items()):

@@ -97,11 +97,12 @@ def test_intensity_statistics_see_the_darker_ring(sets):
     dark = load_slice_set(sets / "syn_dark", SIZE)
     same = load_slice_set(sets / "syn_same", SIZE)
     shifted, matched = intensity_statistics(real, dark), intensity_statistics(real, same)
-    assert set(shifted) == {"background", "label_1", "label_2"}
-    assert shifted["label_2"]["mean_difference"] < -0.4  # ring at 0.2x contrast is much darker
-    assert abs(matched["label_2"]["mean_difference"]) < 0.1
-    assert shifted["label_2"]["wasserstein"] > 5 * matched["label_2"]["wasserstein"]
-    assert len(shifted["label_1"]["real"]["histogram"]) == 64
+    assert set(shifted) == {"background", "myocardium", "ring"}  # generic label_<v> names take dataset.json's
+    assert shifted["ring"]["mean_difference"] < -0.4  # ring at 0.2x contrast is much darker
+    assert abs(matched["ring"]["mean_difference"]) < 0.1
+    assert shifted["ring"]["wasserstein"] > 5 * matched["ring"]["wasserstein"]
+    assert abs(shifted["myocardium"]["mean_difference"]) < 0.1  # the disc is unchanged
+    assert len(shifted["myocardium"]["real"]["histogram"]) == 64
 
 
 @pytest.mark.parametrize(("kind", "dims"), [
@@ -196,7 +197,7 @@ def test_cli_evaluate_generator_writes_reports(sets, tmp_path, capsys):
     result = json.loads((out / "generator_metrics.json").read_text())
     assert result["random_feature_weights"] is True and result["fid"] > 0 and result["feature_dims"] == 64
     assert result["real_slices"] == 8 and result["synthetic_slices"] == 8
-    assert result["clip_text"] is not None and result["intensity"]["label_2"]["mean_difference"] < 0
+    assert result["clip_text"] is not None and result["intensity"]["ring"]["mean_difference"] < 0
     assert "WARNING" in (out / "generator_metrics.md").read_text()
     for png in ("generator_samples.png", "generator_histograms.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
@@ -269,3 +270,18 @@ def test_dataset_id_resolved_in_nnunet_raw(sets, tmp_path, monkeypatch, capsys):
                  "--resolution", str(SIZE), "--out", str(tmp_path / "ae")])
     assert code == 0, capsys.readouterr().err
     assert json.loads((tmp_path / "ae" / "autoencoder_metrics.json").read_text())["images"].endswith("Dataset501_SynLGE")
+
+
+def test_real_mscmrseg_lge_slices(shared_data, tmp_path):
+    """MS-CMRSeg LGE patient 1 as a plain image_K/label_K folder: one slice per labelled axial slice."""
+    import SimpleITK as sitk
+
+    lge = shared_data / "mscmrseg" / "LGE"
+    for name in ("image_1.nii.gz", "label_1.nii.gz"):
+        (tmp_path / name).symlink_to(lge / name)
+    label = sitk.GetArrayFromImage(sitk.ReadImage(str(lge / "label_1.nii.gz")))
+    slice_set = load_slice_set(tmp_path, 64)
+    assert len(slice_set.slices) == int((label.reshape(label.shape[0], -1).max(axis=1) > 0).sum())
+    assert slice_set.labels == {"background": 0, "label_1": 1, "label_2": 2, "label_3": 3}
+    stats = intensity_statistics(slice_set, slice_set)
+    assert stats["label_2"]["wasserstein"] == 0.0 and stats["label_2"]["real"]["pixels"] > 0
