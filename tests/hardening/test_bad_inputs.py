@@ -1,0 +1,463 @@
+"""Table-driven bad inputs through `mrgen_nnunet.cli.main.main`: convert, train, synthesize, evaluate, benchmark, segment.
+
+Each case: exit != 0, exactly one stderr line `mrgen-nnunet: error: ...` naming the file/option (`needle`), no
+traceback, inputs byte-identical afterwards, outputs absent or unchanged. Converter cases already covered by
+tests/dataset_converters/test_bad_inputs.py (truncated/garbage NIfTI, label shape/spacing/values/float, missing
+label, label gaps, id clash, corrupt PNG/DICOM, unknown grey level, `..`/absolute/symlink paths, missing field,
+invalid JSON) are not repeated here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from hardening_helpers import LABELS, make_index, make_source, ring, tree_hash
+
+from mrgen_nnunet.data.io import Geometry, write_image
+
+
+def _nifti(path: Path, array: np.ndarray, spacing=(1.25, 1.25, 5.0), origin=None, direction=None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = sitk.GetImageFromArray(array)
+    img.SetSpacing(spacing[: img.GetDimension()])
+    if origin is not None:
+        img.SetOrigin(origin)
+    if direction is not None:
+        img.SetDirection(direction)
+    sitk.WriteImage(img, str(path))
+    return path
+
+
+def _pair(folder: Path, k: int = 1, image=None, label=None) -> Path:
+    """folder/image_k.nii.gz + label_k.nii.gz, (3, 16, 16), labels 1..2 on slices 1-2."""
+    lab = np.zeros((3, 16, 16), np.uint8)
+    lab[1:, 3:7, 3:7], lab[1:, 9:13, 9:13] = 1, 2
+    img = np.random.default_rng(k).random((3, 16, 16)) * 1000
+    _nifti(folder / f"image_{k}.nii.gz", img if image is None else image)
+    _nifti(folder / f"label_{k}.nii.gz", lab if label is None else label)
+    return folder
+
+
+def _nifti_convert(t: Path, *extra, labels="myo=1,lv=2", sequence="LGE"):
+    return ["convert", "nifti", t / "src", "--out-raw", t / "raw", "--dataset-id", 11, "--labels", labels,
+            "--sequence", sequence, "--as-slices", *extra]
+
+
+# ---- convert ------------------------------------------------------------------------------------------------
+
+
+def c_4d_image(t, g):
+    _pair(t / "src", image=np.zeros((2, 3, 16, 16), np.float32))
+    return _nifti_convert(t), "image_1.nii.gz"
+
+
+def c_nan_image(t, g):
+    img = np.random.default_rng(0).random((3, 16, 16)) * 1000
+    img[1, 4, 4] = np.nan
+    _pair(t / "src", image=img)
+    return _nifti_convert(t), "image_1.nii.gz"
+
+
+def c_inf_image(t, g):
+    img = np.random.default_rng(0).random((3, 16, 16)) * 1000
+    img[2, 0, 0] = np.inf
+    _pair(t / "src", image=img)
+    return _nifti_convert(t), "image_1.nii.gz"
+
+
+def c_empty_masks(t, g):
+    _pair(t / "src", label=np.zeros((3, 16, 16), np.uint8))
+    return _nifti_convert(t), "--all-slices"
+
+
+def c_label_not_in_map(t, g):
+    _pair(t / "src")
+    return _nifti_convert(t, labels="myo=1"), "label_1.nii.gz"
+
+
+def c_origin_mismatch(t, g):
+    _pair(t / "src")
+    lab = sitk.ReadImage(str(t / "src" / "label_1.nii.gz"))
+    lab.SetOrigin((5.0, 0.0, 0.0))
+    sitk.WriteImage(lab, str(t / "src" / "label_1.nii.gz"))
+    return _nifti_convert(t), "label_1.nii.gz"
+
+
+def c_direction_mismatch(t, g):
+    _pair(t / "src")
+    lab = sitk.ReadImage(str(t / "src" / "label_1.nii.gz"))
+    lab.SetDirection((0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0))
+    sitk.WriteImage(lab, str(t / "src" / "label_1.nii.gz"))
+    return _nifti_convert(t), "label_1.nii.gz"
+
+
+def c_unknown_modality(t, g):
+    _pair(t / "src")
+    return _nifti_convert(t, sequence="PET-CT"), "--target/--modality"
+
+
+def c_dataset_id_range(t, g):
+    _pair(t / "src")
+    args = _nifti_convert(t)
+    args[args.index(11)] = 1000
+    return args, "--dataset-id"
+
+
+def c_name_traversal(t, g):
+    _pair(t / "src")
+    return _nifti_convert(t, "--name", "../../evil"), "--name"
+
+
+def c_label_pattern_traversal(t, g):
+    _pair(t / "src")
+    (t / "outside").mkdir()
+    _nifti(t / "outside" / "label_1.nii.gz", np.zeros((3, 16, 16), np.uint8))
+    return _nifti_convert(t, "--label-pattern", "../outside/label_{id}.nii.gz"), "--label-pattern"
+
+
+def c_corrupt_modality_table(t, g):
+    _pair(t / "src")
+    (t / "table.json").write_text('{"modalities": {"LGE": ')
+    return _nifti_convert(t, "--modality-table", t / "table.json"), "table.json"
+
+
+def c_out_raw_is_a_file(t, g):
+    _pair(t / "src")
+    (t / "raw").write_text("not a folder")
+    return _nifti_convert(t), "raw"
+
+
+def c_read_only_out_raw(t, g):
+    _pair(t / "src")
+    (t / "raw").mkdir()
+    os.chmod(t / "raw", 0o555)
+    return _nifti_convert(t), "raw"
+
+
+def c_nnunet_corrupt_dataset_json(t, g):
+    folder = make_source(t / "raw0")
+    (folder / "dataset.json").write_text('{"labels": {"background": 0,')
+    return ["convert", "nnunet", folder, "--index", t / "out" / "index.jsonl"], "dataset.json"
+
+
+def c_patients_range(t, g):
+    _pair(t / "ms" / "LGE")
+    return ["convert", "mscmrseg", t / "ms", "--out-raw", t / "raw", "--dataset-id", 5, "--sequence", "LGE",
+            "--patients", "1-x"], "--patients"
+
+
+def c_mrgen_db_label_not_list(t, g):
+    root = t / "db"
+    (root / "conditional_dataset").mkdir(parents=True)
+    (root / "conditional_dataset" / "X_all.json").write_text(json.dumps(
+        [{"image_path": "a.png", "label": 7, "modality": "LGE Cardiac MRI", "mask0_path": "m.png"}]))
+    return ["convert", "mrgen-db", root, "--out-raw", t / "raw", "--dataset-id", 8], "X_all.json:record 0"
+
+
+def c_mrgen_db_symlinked_json_dir(t, g):
+    root = t / "db"
+    (t / "elsewhere").mkdir()
+    (t / "elsewhere" / "evil.png").write_bytes(b"\x89PNG")
+    (root / "conditional_dataset").mkdir(parents=True)
+    os.symlink(t / "elsewhere", root / "imgs")
+    (root / "conditional_dataset" / "X_all.json").write_text(json.dumps(
+        [{"image_path": "imgs/evil.png", "label": ["liver"], "modality": "T2 SPIR Abdomen MRI",
+          "mask0_path": "imgs/evil.png"}]))
+    return ["convert", "mrgen-db", root, "--out-raw", t / "raw", "--dataset-id", 8], "escapes"
+
+
+# ---- train --------------------------------------------------------------------------------------------------
+
+
+def _train(t, *extra, stage="autoencoder"):
+    return ["train", stage, "--index", t / "idx" / "index.jsonl", "--out", t / "gen", "--steps", 1,
+            "--resolution", 32, "--batch-size", 2, *extra]
+
+
+def t_unknown_preset(t, g):
+    make_index(t / "idx")
+    return _train(t, "--preset", "huge"), "--preset"
+
+
+def t_missing_index(t, g):
+    (t / "idx").mkdir()
+    return _train(t), "index.jsonl"
+
+
+def t_truncated_index(t, g):
+    index = make_index(t / "idx")
+    index.write_text(index.read_text()[:-40])
+    return _train(t), "index.jsonl"
+
+
+def t_index_points_to_missing_image(t, g):
+    make_index(t / "idx")
+    (t / "idx" / "LGE1.nii.gz").unlink()
+    return _train(t), "LGE1.nii.gz"
+
+
+def t_index_nan_image(t, g):
+    make_index(t / "idx")
+    write_image(np.full((32, 32), np.nan, np.float32), Geometry.default(2), t / "idx" / "bSSFP0.nii.gz")
+    return _train(t), "bSSFP0.nii.gz"
+
+
+def t_index_4d_image(t, g):
+    make_index(t / "idx")
+    _nifti(t / "idx" / "LGE0.nii.gz", np.zeros((2, 3, 32, 32), np.float32))
+    return _train(t), "LGE0.nii.gz"
+
+
+def t_bad_config(t, g):
+    make_index(t / "idx")
+    (t / "cfg.toml").write_text("steps = [1,\n")
+    return _train(t, "--config", t / "cfg.toml"), "cfg.toml"
+
+
+def t_unknown_config_key(t, g):
+    make_index(t / "idx")
+    (t / "cfg.toml").write_text("stepz = 3\n")
+    return _train(t, "--config", t / "cfg.toml"), "cfg.toml"
+
+
+def t_resume_without_checkpoint(t, g):
+    make_index(t / "idx")
+    return _train(t, "--resume"), "checkpoints"
+
+
+def t_mixed_precision(t, g):
+    make_index(t / "idx")
+    return _train(t, "--mixed-precision", "fp8"), "--mixed-precision"
+
+
+def t_mask_unknown_target(t, g):
+    make_index(t / "idx")
+    shutil.copytree(g, t / "gen")
+    return _train(t, "--target", "PET", stage="mask"), "--target"
+
+
+# ---- synthesize ---------------------------------------------------------------------------------------------
+
+
+def _syn(t, gen, *extra, target="LGE", source="101", out_dataset=502):
+    return ["synthesize", "--target", target, "--source", source, "--generator", gen, "--out-raw", t / "raw",
+            "--out-dataset", out_dataset, "--samples-per-mask", 1, "--max-tries", 1, "--batch-size", 1,
+            "--steps", 1, "--filter", "none", *extra]
+
+
+def s_unknown_modality(t, g):
+    make_source(t / "raw")
+    return _syn(t, g, target="PET"), "--target"
+
+
+def s_missing_generator(t, g):
+    make_source(t / "raw")
+    return _syn(t, t / "nogen"), "nogen"
+
+
+def s_unknown_filter(t, g):
+    make_source(t / "raw")
+    return _syn(t, g, "--filter", "clip"), "--filter"
+
+
+def s_bad_shard(t, g):
+    make_source(t / "raw")
+    return _syn(t, g, "--shard", "3of4"), "--shard"
+
+
+def s_unknown_source(t, g):
+    make_source(t / "raw")
+    return _syn(t, g, source="999"), "999"
+
+
+def s_dataset_id_clash(t, g):
+    make_source(t / "raw")
+    (t / "raw" / "Dataset502_Other" / "imagesTr").mkdir(parents=True)
+    return _syn(t, g), "Dataset502_Other"
+
+
+def s_labels_mismatch(t, g):
+    folder = make_source(t / "raw")
+    meta = json.loads((folder / "dataset.json").read_text())
+    meta["labels"] = {"background": 0, "liver": 1, "spleen": 2}
+    (folder / "dataset.json").write_text(json.dumps(meta))
+    return _syn(t, g), "gen"
+
+
+def s_mismatched_weights(t, g):
+    make_source(t / "raw")
+    gen = t / "gen"
+    shutil.copytree(g, gen)
+    cfg = json.loads((gen / "unet" / "config.json").read_text())
+    cfg["block_out_channels"] = [c * 2 for c in cfg["block_out_channels"]]
+    (gen / "unet" / "config.json").write_text(json.dumps(cfg))
+    return _syn(t, gen), "unet"
+
+
+def s_truncated_weights(t, g):
+    make_source(t / "raw")
+    gen = t / "gen"
+    shutil.copytree(g, gen)
+    w = gen / "controlnet" / "diffusion_pytorch_model.safetensors"
+    w.write_bytes(w.read_bytes()[:1000])
+    return _syn(t, gen), "controlnet"
+
+
+def s_pickle_only_weights(t, g):
+    import torch
+
+    make_source(t / "raw")
+    gen = t / "gen"
+    shutil.copytree(g, gen)
+    from safetensors.torch import load_file
+
+    w = gen / "vae" / "diffusion_pytorch_model.safetensors"
+    torch.save(load_file(str(w)), gen / "vae" / "diffusion_pytorch_model.bin")
+    w.unlink()
+    return _syn(t, gen), "vae"
+
+
+def s_corrupt_generator_json(t, g):
+    make_source(t / "raw")
+    gen = t / "gen"
+    shutil.copytree(g, gen)
+    (gen / "mrgen_generator.json").write_text("{")
+    return _syn(t, gen), "mrgen_generator.json"
+
+
+def s_nan_source_slice(t, g):
+    folder = make_source(t / "raw")
+    write_image(np.full((36, 40), np.nan, np.float32), Geometry((1.25, 1.25), (1.0, 1.0), (1.0, 0, 0, 1.0)),
+                folder / "imagesTr" / "bSSFP001_z001_0000.nii.gz")
+    return _syn(t, g), "bSSFP001_z001_0000.nii.gz"
+
+
+def s_source_geometry_mismatch(t, g):
+    folder = make_source(t / "raw")
+    write_image(ring((30, 40)), Geometry.default(2, (1.25, 1.25)), folder / "labelsTr" / "bSSFP002_z000.nii.gz")
+    return _syn(t, g), "bSSFP002_z000"
+
+
+def s_no_out_raw(t, g):
+    make_source(t / "raw")
+    args = _syn(t, g)
+    i = args.index("--out-raw")
+    return args[:i] + args[i + 2:], "--out-raw"
+
+
+def s_read_only_out_raw(t, g):
+    make_source(t / "raw")
+    os.chmod(t / "raw", 0o555)
+    return _syn(t, g), "raw"
+
+
+# ---- evaluate -----------------------------------------------------------------------------------------------
+
+
+def _eval_folders(t):
+    lab = np.zeros((4, 16, 16), np.uint8)
+    lab[1:3, 4:10, 4:10] = 1
+    _nifti(t / "gt" / "LGE021.nii.gz", lab)
+    _nifti(t / "pred" / "LGE021.nii.gz", lab)
+    return ["evaluate", "--pred", t / "pred", "--gt", t / "gt", "--out", t / "out", "--labels", "background=0,myo=1"]
+
+
+def e_missing_pred_folder(t, g):
+    args = _eval_folders(t)
+    shutil.rmtree(t / "pred")
+    return args, "pred"
+
+
+def e_corrupt_prediction(t, g):
+    args = _eval_folders(t)
+    (t / "pred" / "LGE021.nii.gz").write_bytes(b"\x1f\x8b garbage")
+    return args, "LGE021.nii.gz"
+
+
+def e_bad_labels_option(t, g):
+    args = _eval_folders(t)
+    return args[:-1] + ["background=0,myo"], "--labels"
+
+
+def e_geometry_mismatch(t, g):
+    args = _eval_folders(t)
+    _nifti(t / "pred" / "LGE021.nii.gz", np.zeros((4, 16, 12), np.uint8))
+    return args, "LGE021.nii.gz"
+
+
+def e_4d_prediction(t, g):
+    args = _eval_folders(t)
+    _nifti(t / "pred" / "LGE021.nii.gz", np.zeros((2, 4, 16, 16), np.uint8))
+    return args, "LGE021.nii.gz"
+
+
+# ---- benchmark / segment ------------------------------------------------------------------------------------
+
+
+def b_missing_config(t, g):
+    return ["benchmark", t / "none.toml"], "none.toml"
+
+
+def b_corrupt_toml(t, g):
+    (t / "b.toml").write_text('name = "x"\nrows = ["source"\n')
+    return ["benchmark", t / "b.toml"], "b.toml"
+
+
+def b_unknown_row(t, g):
+    here = Path(__file__).resolve().parents[2] / "benchmarks" / "configs" / "mscmrseg_bssfp_to_lge.toml"
+    shutil.copy(here, t / "b.toml")
+    return ["benchmark", t / "b.toml", "--rows", "source,magic"], "--rows"
+
+
+def b_bad_patients(t, g):
+    here = Path(__file__).resolve().parents[2] / "benchmarks" / "configs" / "mscmrseg_bssfp_to_lge.toml"
+    (t / "b.toml").write_text(here.read_text().replace('patients = "1-20"', 'patients = "1-twenty"', 1))
+    return ["benchmark", t / "b.toml"], "1-twenty"
+
+
+def g_missing_env(t, g):
+    return ["segment", "plan", "101"], "nnUNet_raw"
+
+
+CASES = {f.__name__: f for f in [
+    c_4d_image, c_nan_image, c_inf_image, c_empty_masks, c_label_not_in_map, c_origin_mismatch, c_direction_mismatch,
+    c_unknown_modality, c_dataset_id_range, c_name_traversal, c_label_pattern_traversal, c_corrupt_modality_table,
+    c_out_raw_is_a_file, c_read_only_out_raw, c_nnunet_corrupt_dataset_json, c_patients_range,
+    c_mrgen_db_label_not_list, c_mrgen_db_symlinked_json_dir,
+    t_unknown_preset, t_missing_index, t_truncated_index, t_index_points_to_missing_image, t_index_nan_image,
+    t_index_4d_image, t_bad_config, t_unknown_config_key, t_resume_without_checkpoint, t_mixed_precision,
+    t_mask_unknown_target,
+    s_unknown_modality, s_missing_generator, s_unknown_filter, s_bad_shard, s_unknown_source, s_dataset_id_clash,
+    s_labels_mismatch, s_mismatched_weights, s_truncated_weights, s_pickle_only_weights, s_corrupt_generator_json,
+    s_nan_source_slice, s_source_geometry_mismatch, s_no_out_raw, s_read_only_out_raw,
+    e_missing_pred_folder, e_corrupt_prediction, e_bad_labels_option, e_geometry_mismatch, e_4d_prediction,
+    b_missing_config, b_corrupt_toml, b_unknown_row, b_bad_patients,
+    g_missing_env,
+]}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_is_one_line_and_changes_nothing(case, tmp_path, tiny_generator, cli, monkeypatch):
+    for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        monkeypatch.delenv(var, raising=False)
+    gen_before = tree_hash(tiny_generator)
+    args, needle = CASES[case](tmp_path, tiny_generator)
+    before = tree_hash(tmp_path)
+    try:
+        rc, err, _ = cli(*args)
+    finally:
+        for p in [tmp_path, *tmp_path.rglob("*")]:
+            if p.is_dir() and not p.is_symlink():
+                os.chmod(p, 0o755)
+    errors = [e for e in err if e.startswith("mrgen-nnunet: error:")]
+    assert rc != 0, err
+    assert len(errors) == 1 and not any("Traceback" in e for e in err), err
+    assert needle in errors[0], errors[0]
+    assert tree_hash(tmp_path) == before, "inputs changed or outputs written"
+    assert tree_hash(tiny_generator) == gen_before
