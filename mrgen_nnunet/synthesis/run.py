@@ -239,7 +239,7 @@ def _process_one(item: MaskItem, pipe, filt, labels, modality, o: SynthesisOptio
     else:
         sel = select(scores, o.thresholds, o.samples_per_mask, o.relax, o.relax_keep)
         kept, relaxed = sel.kept, sel.relaxed
-    for t, (sc, sd) in enumerate(zip(scores, item.seeds)):
+    for t, (sc, sd) in enumerate(zip(scores, item.seeds, strict=False)):
         record["candidates"].append({"try": t, "seed": sd, **sc.to_dict(), "passed": passes(sc, o.thresholds),
                                      "accepted": t in kept})
     for j, t in enumerate(kept):
@@ -292,9 +292,7 @@ def _assemble(items, work: Path, final: Path, out_raw: Path, o: SynthesisOptions
     from mrgen_nnunet.data.nnunet_raw import mrgen_key, write_dataset_json
 
     lock = work / "assemble.lock"
-    try:
-        lock.mkdir()
-    except FileExistsError:  # another shard is assembling
+    if not _take_lock(lock):  # another shard is assembling
         return _summary(items, work, o, generator_id, None, complete=False)
     try:
         records = _records(items, work)
@@ -325,9 +323,36 @@ def _assemble(items, work: Path, final: Path, out_raw: Path, o: SynthesisOptions
         (work / "run.json").unlink()
         _publish(work, final, out_raw, o.out_dataset, o.force)
     finally:
-        if lock.exists():
-            lock.rmdir()
+        shutil.rmtree(lock, ignore_errors=True)
     return summary
+
+
+def _take_lock(lock: Path) -> bool:
+    """mkdir `lock` holding a `<host>-<pid>` file; a lock whose owner process on this host is dead (SIGKILL during
+    assembly) is taken over. False when a live process (or another host) holds it."""
+    import socket
+
+    host = socket.gethostname()
+    try:
+        lock.mkdir()
+    except FileExistsError:
+        owners = [p.name.rsplit("-", 1) for p in lock.iterdir()] if lock.is_dir() else []
+        if any(h != host or not pid.isdigit() or _alive(int(pid)) for h, pid in owners):
+            return False
+        shutil.rmtree(lock, ignore_errors=True)
+        return _take_lock(lock)
+    (lock / f"{host}-{os.getpid()}").touch()
+    return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _organ_scores(record: dict, try_index: int) -> dict:
@@ -342,9 +367,9 @@ def _publish(work: Path, final: Path, out_raw: Path, dataset_id: int, force: boo
         raise MRGenError(f"dataset id {dataset_id} is already used by {old[0].name}", out_raw,
                          "pass --force to replace it")
     trash = [out_raw / f".{p.name}.old-{uuid.uuid4().hex[:8]}" for p in old]
-    for p, t in zip(old, trash):
+    for p, t in zip(old, trash, strict=True):
         os.replace(p, t)
-    (work / "assemble.lock").rmdir()
+    shutil.rmtree(work / "assemble.lock")
     os.replace(work, final)
     for t in trash:
         shutil.rmtree(t, ignore_errors=True)
