@@ -21,7 +21,11 @@ import torch
 
 from mrgen_nnunet.data.io import atomic_path, write_text_atomic
 from mrgen_nnunet.errors import MRGenError
-from mrgen_nnunet.evaluation.generator_features import build_feature_extractor, clip_image_features, load_biomedclip
+from mrgen_nnunet.evaluation.generator_features import (
+    build_feature_extractor,
+    clip_image_features,
+    load_biomedclip,
+)
 from mrgen_nnunet.evaluation.generator_inputs import SliceSet, load_slice_set
 
 RANDOM_CAVEAT = ("RANDOM-INITIALISED feature extractor (no --weights): the Fréchet distance only ranks runs made "
