@@ -59,7 +59,7 @@ def make_index(folder: Path, n: int = 2, size: int = 32) -> Path:
 
 
 def tree_hash(root: Path) -> dict[str, str]:
-    """{relative path: sha256} of every file under `root` (symlinks by target name); {} when absent."""
+    """{relative path: sha256} of every file under `root` (symlinks by target; empty folders ignored); {} when absent."""
     if not root.exists():
         return {}
     if root.is_file():
@@ -71,8 +71,6 @@ def tree_hash(root: Path) -> dict[str, str]:
             out[rel] = "link:" + str(p.readlink())
         elif p.is_file():
             out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
-        elif p.is_dir():
-            out[rel + "/"] = "dir"
     return out
 
 
