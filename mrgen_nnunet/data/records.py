@@ -83,6 +83,9 @@ def read_index(path: str | os.PathLike) -> list[SliceRecord]:
 def load_slice(record: SliceRecord) -> tuple[np.ndarray, np.ndarray | None]:
     """Pixels of one record: ((H, W) float32 image, (H, W) uint8 label map or None)."""
     image, _ = read_image(record.image_file)
+    if image.ndim not in (2, 3):
+        raise MRGenError(f"image is {image.ndim}D, expected a 2D slice or 3D volume", record.image_file,
+                         "split 4D / multi-channel images into 3D volumes first")
     image = extract_slice(image, record.slice_index).astype(np.float32)
     if not np.isfinite(image).all():
         raise MRGenError("image has NaN/Inf values", record.image_file, "clean the image or drop it from the index")

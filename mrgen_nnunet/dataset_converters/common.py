@@ -81,6 +81,9 @@ def load_pair(image_path: Path, label_path: Path | None, labels: dict[str, int] 
     `remap` turns raw label values into the label map's values (e.g. MSD PZ/TZ -> prostate) before the check.
     """
     image, geometry = read_image(image_path)
+    if image.ndim != 3:
+        raise MRGenError(f"image is {image.ndim}D {image.shape}, expected one 3D volume", image_path,
+                         "split 4D / multi-channel images into 3D volumes first (MSD: use `convert msd-prostate`)")
     if not np.isfinite(image).all():
         raise MRGenError("image has NaN/Inf values", image_path, "clean the image or exclude this patient")
     label = None
@@ -92,6 +95,10 @@ def load_pair(image_path: Path, label_path: Path | None, labels: dict[str, int] 
         if not np.allclose(lgeom.spacing, geometry.spacing, rtol=1e-3, atol=1e-4):
             raise MRGenError(f"label spacing {tuple(round(s, 4) for s in lgeom.spacing)} differs from image "
                              f"spacing {tuple(round(s, 4) for s in geometry.spacing)}", label_path,
+                             "resample the label onto the image grid")
+        if not (np.allclose(lgeom.origin, geometry.origin, atol=1e-3)
+                and np.allclose(lgeom.direction, geometry.direction, atol=1e-4)):
+            raise MRGenError("label origin/direction differ from the image's", label_path,
                              "resample the label onto the image grid")
         label = check_label_values(label, labels, label_path, remap)
     return Volume(image.astype(np.float32), label, geometry)

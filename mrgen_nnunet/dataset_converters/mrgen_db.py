@@ -31,8 +31,9 @@ REQUIRED = ("image_path", "label", "modality")
 
 def safe_path(root: Path, value: object, where: str) -> Path:
     """`root / value` resolved; absolute paths and paths leaving `root` (.., symlinks) raise MRGenError."""
-    if not isinstance(value, str) or not value:
-        raise MRGenError(f"path {value!r} is not a non-empty string", where, "fix the JSON record")
+    if not isinstance(value, str) or not value or "\x00" in value:
+        raise MRGenError(f"path {value!r:.80} is not a non-empty string without NUL bytes", where,
+                         "fix the JSON record")
     if os.path.isabs(value) or re.match(r"^[A-Za-z]:[\\/]", value):
         raise MRGenError(f"absolute path {value!r} is not allowed", where, "paths must be relative to the dataset root")
     resolved = (root / value).resolve()
@@ -102,6 +103,9 @@ def convert_mrgen_db(src: str | os.PathLike, out_raw: str | os.PathLike, dataset
         lacking = [k for k in REQUIRED if k not in r]
         if lacking:
             raise MRGenError(f"record lacks field(s) {', '.join(lacking)}", where, "fix the JSON record")
+        if not isinstance(r["label"], list) or not all(isinstance(o, str) and o for o in r["label"]):
+            raise MRGenError(f"'label' must be a list of organ names, got {r['label']!r:.80}", where,
+                             "fix the JSON record")
         names = list(r["label"])
         rec_labels = {"background": 0, **{o: i + 1 for i, o in enumerate(names)}}
         if labels is None:
