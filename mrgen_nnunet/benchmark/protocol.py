@@ -188,6 +188,9 @@ def run_benchmark(cfg: BenchmarkConfig, console=None) -> tuple[list[RowResult], 
 
     out = cfg.out
     env = nnunet_environment(out / "nnUNet_raw", out / "nnUNet_preprocessed", out / "nnUNet_results", n_proc_da=0)
+    # nnU-Net's final validation spawns nnUNet_def_n_proc (default 8) worker processes; on a small CPU machine
+    # starting them costs more than the work
+    env["nnUNet_def_n_proc"] = "1"
     raw, ids = out / "nnUNet_raw", Ids(cfg.first_dataset_id)
     timings: dict[str, float] = {}
 

@@ -27,12 +27,12 @@ class DemoSize:
     generator_resolution: int = 64
     inference_steps: int = 10
     trainer: str = "nnUNetTrainerMRGen_10epochs_10it"
-    rows: tuple[str, ...] = ("source", "synthetic", "synthetic+source", "remap")
+    rows: tuple[str, ...] = ("source", "synthetic+source", "remap")
 
 
 DEFAULT = DemoSize()
 TEST = DemoSize(patients=4, test_patients=1, slices=3, size=32, generator_steps=3, generator_resolution=32,
-                inference_steps=2, trainer="nnUNetTrainerMRGen_1epochs_10it", rows=("source", "synthetic"))
+                inference_steps=2, trainer="nnUNetTrainerMRGen_1epochs_10it", rows=("source", "synthetic+source"))
 
 
 def demo_config(out: Path, data: tuple[str, Path] | None = None, size: DemoSize = DEFAULT) -> BenchmarkConfig:

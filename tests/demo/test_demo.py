@@ -41,12 +41,12 @@ def test_demo_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["x"])
     out = run_demo(tmp_path / "demo", size=TEST)
     rows = {r.row: r for r in out["results"]}
-    assert set(rows) == {"source", "synthetic"}
+    assert set(rows) == {"source", "synthetic+source"}
     for r in rows.values():
         assert set(r.dice) == {"myocardium", "left ventricle", "right ventricle"}
         assert all(0.0 <= d <= 1.0 for d in r.dice.values()) and r.train_cases > 0
     data = json.loads(out["report"]["json"].read_text())
-    assert [r["row"] for r in data["runs"]] == ["source", "synthetic"]
+    assert [r["row"] for r in data["runs"]] == ["source", "synthetic+source"]
     assert out["contact_sheet"] is not None and out["contact_sheet"].is_file()
     # every row shares one plan, copied from the source dataset
     pre = tmp_path / "demo" / "nnUNet_preprocessed"
