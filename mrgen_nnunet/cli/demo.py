@@ -9,7 +9,7 @@ import typer
 
 def demo(
     out: Path = typer.Option(Path("mrgen_demo"), "--out", help="Folder for everything the demo writes."),
-    data: tuple[str, Path] = typer.Option((None, None), "--data", help="Real data instead of the phantom: "
+    data: tuple[str, Path] | None = typer.Option(None, "--data", help="Real data instead of the phantom: "
                                           "LAYOUT DIR, e.g. --data mscmrseg ../shared/data/mscmrseg."),
 ) -> None:
     """Phantom -> convert -> tiny generator -> synthesize -> nnU-Net -> Dice table, on CPU in minutes."""
@@ -20,7 +20,7 @@ def demo(
     from mrgen_nnunet.demo.run import run_demo
 
     console = Console()
-    source = None if data[0] is None else (data[0], data[1])
+    source = None if not data or data[0] is None else (data[0], Path(data[1]))
     console.print("mrgen-nnunet demo: " + ("embedded two-sequence phantom (sequence A = bSSFP-like, labelled; "
                                            "B = LGE-like, images)" if source is None else f"{source[0]} data in "
                                            f"{source[1]}") + "; synthetic filter: none (every sample kept)")
