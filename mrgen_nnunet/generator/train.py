@@ -89,7 +89,8 @@ def _save_model(model, folder: Path) -> None:
 
 def _latest_checkpoint(out_dir: Path, stage: str) -> Path | None:
     root = out_dir / "checkpoints" / stage
-    found = sorted(root.glob("step_*"), key=lambda p: int(p.name.split("_")[1])) if root.is_dir() else []
+    found = [p for p in root.glob("step_*") if p.name[5:].isdigit()] if root.is_dir() else []  # not step_N.tmp
+    found.sort(key=lambda p: int(p.name[5:]))
     return found[-1] if found else None
 
 
@@ -186,6 +187,7 @@ def _loop(stage: str, out_dir: Path, preset: Preset, index_path, model, loss_fn,
             bar.update(task, advance=1, loss=total)
             if opts.checkpoint_every and step % opts.checkpoint_every == 0 and step < opts.steps:
                 _checkpoint(out_dir, stage, state, step, accelerator.unwrap_model(model), optimizer)
+                write_text_atomic("\n".join(lines) + "\n", csv)  # the loss log survives a kill after this checkpoint
             if opts.validate_every and step % opts.validate_every == 0 and step < opts.steps:
                 model.eval()
                 save_grid(validate(accelerator.unwrap_model(model)), out_dir / "validation" / f"{stage}_step{step}.png")

@@ -35,6 +35,8 @@ class SourceSlice:
             geometry = slice_geometry(geometry, self.slice_index)
         image = extract_slice(image, self.slice_index).astype(np.float32)
         label = extract_slice(label, self.slice_index)
+        if not np.isfinite(image).all():
+            raise MRGenError("image has NaN/Inf values", self.image_file, "clean the image or drop this case")
         if label.shape != image.shape:
             raise MRGenError(f"label shape {label.shape} differs from image shape {image.shape}", self.label_file,
                              "image and label must share one grid")
