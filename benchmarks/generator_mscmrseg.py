@@ -53,7 +53,7 @@ def vae_quality(gen: Path, index: Path, resolution: int) -> dict:
         for i in range(0, len(data), 16):
             x = torch.from_numpy(data.images[i:i + 16]).unsqueeze(1)
             y = vae(x).sample.clamp(-1, 1)
-            for a, b in zip(x[:, 0].numpy(), y[:, 0].numpy()):
+            for a, b in zip(x[:, 0].numpy(), y[:, 0].numpy(), strict=True):
                 a, b = (a + 1) / 2, (b + 1) / 2
                 psnr.append(peak_signal_noise_ratio(a, b, data_range=1.0))
                 ssim.append(structural_similarity(a, b, data_range=1.0))
@@ -90,7 +90,7 @@ def main() -> None:
         t0 = time.perf_counter()
         fn()
         dt = time.perf_counter() - t0
-        losses = [float(r.split(",")[1]) for r in (gen / "logs" / f"{stage}_loss.csv").read_text().split()[1:]]
+        losses = [float(r.split(",")[1]) for r in (gen / "logs" / f"{stage}_loss.csv").read_text(encoding="utf-8").split()[1:]]
         k = max(1, len(losses) // 10)
         results[stage] = {"seconds_incl_loading_and_validation": round(dt, 1),
                           "steps_per_s": round(a.steps / dt, 3),
@@ -112,7 +112,7 @@ def main() -> None:
     masks = pipe.encode_masks(test.label_maps[src])
     save_grid(torch.cat([torch.from_numpy(test.images[src]).unsqueeze(1), masks, out.images]),
               a.out / "stage2_samples_bssfp_masks_to_lge.png", nrow=len(src))
-    (a.out / "results.json").write_text(json.dumps(results, indent=2))
+    (a.out / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     print(json.dumps(results, indent=2))
 
 

@@ -45,11 +45,11 @@ def main() -> None:
         os.environ[key] = env[key]  # in-process nnU-Net reads its folders from the environment
     torch.set_num_threads(1)
 
-    dataset_json = json.loads((pre / "dataset.json").read_text())
+    dataset_json = json.loads((pre / "dataset.json").read_text(encoding="utf-8"))
     trainers = {}
     # nnUNetTrainerMRGen first: it writes the patient-grouped split that the plain trainer then reads
     for name, cls in (("nnUNetTrainerMRGen", nnUNetTrainerMRGen), ("nnUNetTrainer", nnUNetTrainer)):
-        plans = json.loads((pre / "nnUNetPlans.json").read_text())
+        plans = json.loads((pre / "nnUNetPlans.json").read_text(encoding="utf-8"))
         plans["continue_training"] = False
         t = cls(plans, "2d", 0, dataset_json, device=torch.device("cpu"))
         t.initialize()

@@ -18,6 +18,17 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _library_log_handlers():
+    """diffusers and transformers attach a StreamHandler to whatever sys.stderr is when they first log; inside a
+    capsys test that stream is closed afterwards ("--- Logging error ---" in later tests). Attach them now."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.get_logger("diffusers")
+    transformers_logging.get_logger("transformers")
+
+
 @pytest.fixture(autouse=True)
 def _torch_threads():
     import torch

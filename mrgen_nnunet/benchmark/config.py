@@ -104,7 +104,7 @@ def load_config(path: str | Path) -> BenchmarkConfig:
     if not path.is_file():
         raise MRGenError("benchmark config not found", path, "see benchmarks/configs/ for an example")
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise MRGenError(f"invalid TOML: {exc}", path, "fix the syntax") from None
     base = path.parent

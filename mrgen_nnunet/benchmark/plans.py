@@ -53,7 +53,7 @@ def shared_plans(reference_id: int, other_ids: list[int], env: Mapping[str, str]
         if dataset_id == reference_id:
             args = ["nnUNetv2_plan_experiment", "-d", str(dataset_id), "-overwrite_plans_name", name]
             if spacing_mm is not None:
-                fingerprint = json.loads((pre / raw.name / "dataset_fingerprint.json").read_text())
+                fingerprint = json.loads((pre / raw.name / "dataset_fingerprint.json").read_text(encoding="utf-8"))
                 through_plane = max(s[0] for s in fingerprint["spacings"])
                 args += ["-overwrite_target_spacing", str(through_plane), str(spacing_mm), str(spacing_mm)]
             run_nnunet(args, env, log_dir / f"{raw.name}_plan.log", description=f"plan {raw.name}")

@@ -158,7 +158,7 @@ def _train_and_test(cfg: BenchmarkConfig, row: str, seed: int, dataset: Path, te
 
     done = out / "result.json"
     if done.is_file():
-        return RowResult.from_dict(json.loads(done.read_text()))
+        return RowResult.from_dict(json.loads(done.read_text(encoding="utf-8")))
     dataset_id = _dataset_id(dataset)
     model = Path(env["nnUNet_results"]) / dataset.name / f"{cfg.trainer}__{plans}__2d" / f"fold_{FOLD}"
     t0 = time.perf_counter()

@@ -27,5 +27,5 @@ def benchmark(
         cfg.rows = wanted
     console = Console()
     _, paths = run_benchmark(cfg, console)
-    console.print(paths["markdown"].read_text())
+    console.print(paths["markdown"].read_text(encoding="utf-8"))
     console.print(f"results: {paths['markdown']}  {paths['json']}  {paths['plot']}")

@@ -26,7 +26,7 @@ def demo(
                                            f"{source[1]}") + "; synthetic filter: none (every sample kept)")
     t = time.perf_counter()
     summary = run_demo(out, source, console=console)
-    console.print(summary["report"]["markdown"].read_text())
+    console.print(summary["report"]["markdown"].read_text(encoding="utf-8"))
     console.print(f"done in {time.perf_counter() - t:.0f} s. Results: {summary['report']['markdown']}, "
                   f"{summary['report']['json']}, plot {summary['report']['plot']}")
     if summary["contact_sheet"] is not None:

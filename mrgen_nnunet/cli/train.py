@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import tomllib
 from dataclasses import fields
 from pathlib import Path
 
+import tomllib
 import typer
 
 from mrgen_nnunet.errors import MRGenError
@@ -43,9 +43,9 @@ def _options(config: Path | None, **flags):
             if config.suffix in (".yaml", ".yml"):
                 import yaml
 
-                values = yaml.safe_load(config.read_text()) or {}
+                values = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
             else:
-                values = tomllib.loads(config.read_text())
+                values = tomllib.loads(config.read_text(encoding="utf-8"))
         except Exception as exc:  # parse errors of either format: one line
             raise MRGenError(f"cannot parse config: {exc}", config, "fix the TOML/YAML syntax") from None
         known = {f.name for f in fields(TrainOptions)}

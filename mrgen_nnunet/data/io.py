@@ -6,6 +6,8 @@ SimpleITK's (x, y[, z]) order.
 
 from __future__ import annotations
 
+import contextlib
+import locale
 import os
 import uuid
 from dataclasses import dataclass
@@ -41,6 +43,17 @@ class Geometry:
         return cls(tuple(spacing or (1.0,) * ndim), (0.0,) * ndim, eye)
 
 
+@contextlib.contextmanager
+def keep_locale():
+    """Restore the process locale afterwards: GDCM (SimpleITK's DICOM reader, also probed for unknown files)
+    sets it to "C", which makes Python's default text encoding ASCII for the rest of the process."""
+    saved = locale.setlocale(locale.LC_ALL)
+    try:
+        yield
+    finally:
+        locale.setlocale(locale.LC_ALL, saved)
+
+
 def read_image(path: str | os.PathLike) -> tuple[np.ndarray, Geometry]:
     """Read any SimpleITK-readable image. Returns (array (z, y, x) or (y, x), geometry).
 
@@ -53,7 +66,8 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, Geometry]:
         raise MRGenError("image file not found", path, "check the path")
     sitk.ProcessObject.SetGlobalWarningDisplay(False)  # ITK prints e.g. "direction coerced" per file to stderr
     try:
-        image = sitk.ReadImage(str(path))
+        with keep_locale():
+            image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
         raise MRGenError(f"cannot read image: {first}", path, "the file is corrupt or truncated; re-export it") from None
@@ -100,7 +114,7 @@ def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = atomic_path(path)
     try:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)

@@ -136,7 +136,7 @@ def read_dataset_json(folder: str | os.PathLike) -> dict:
     if not path.is_file():
         raise MRGenError("dataset.json not found", path, "is this an nnU-Net raw dataset folder?")
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise MRGenError(f"invalid JSON: {exc.msg} at line {exc.lineno}", path, "fix or regenerate it") from None
 

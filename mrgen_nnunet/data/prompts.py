@@ -65,7 +65,7 @@ def _parse_table(raw: dict, where: object) -> dict[str, dict]:
 
 @lru_cache(maxsize=1)
 def _builtin() -> dict[str, dict]:
-    return _parse_table(json.loads(BUILTIN_TABLE.read_text()), BUILTIN_TABLE)
+    return _parse_table(json.loads(BUILTIN_TABLE.read_text(encoding="utf-8")), BUILTIN_TABLE)
 
 
 def load_modality_table(path: str | os.PathLike | None = None) -> dict[str, dict]:
@@ -80,7 +80,7 @@ def load_modality_table(path: str | os.PathLike | None = None) -> dict[str, dict
     if not path.is_file():
         raise MRGenError("modality table not found", path, "pass an existing JSON or TOML file to --modality-table")
     try:
-        raw = tomllib.loads(path.read_text()) if path.suffix == ".toml" else json.loads(path.read_text())
+        raw = tomllib.loads(path.read_text(encoding="utf-8")) if path.suffix == ".toml" else json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise MRGenError(f"cannot parse modality table: {exc}", path, "fix the JSON/TOML syntax") from None
     for key, entry in _parse_table(raw, path).items():

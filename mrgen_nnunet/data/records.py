@@ -63,7 +63,7 @@ def read_index(path: str | os.PathLike) -> list[SliceRecord]:
     if not path.is_file():
         raise MRGenError("index file not found", path, "create it with `mrgen-nnunet convert ... --index FILE`")
     records = []
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         try:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mrgen_nnunet.data.io import Geometry
+from mrgen_nnunet.data.io import Geometry, keep_locale
 from mrgen_nnunet.data.prompts import resolve_modality
 from mrgen_nnunet.dataset_converters.common import (
     Volume,
@@ -91,6 +91,11 @@ def _patients_root(src: Path) -> Path:
 
 def read_dicom_series(folder: Path) -> tuple[np.ndarray, Geometry, list[str]]:
     """The (first) DICOM series in `folder` -> ((z, y, x) float32, geometry, files in slice order)."""
+    with keep_locale():
+        return _read_dicom_series(folder)
+
+
+def _read_dicom_series(folder: Path) -> tuple[np.ndarray, Geometry, list[str]]:
     import SimpleITK as sitk
 
     series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))

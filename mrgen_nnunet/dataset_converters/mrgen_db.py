@@ -44,7 +44,7 @@ def safe_path(root: Path, value: object, where: str) -> Path:
 
 def _load_json_list(path: Path) -> list[dict]:
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise MRGenError(f"invalid JSON: {exc}", path, "fix or re-download the file") from None
     if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):

@@ -66,7 +66,7 @@ def _channel_index(src: Path, sequence: str) -> int:
     meta = src / "dataset.json"
     if meta.is_file():
         try:
-            d = json.loads(meta.read_text())
+            d = json.loads(meta.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise MRGenError(f"invalid JSON: {exc.msg}", meta, "fix the file") from None
         channels = d.get("modality") or d.get("channel_names") or channels

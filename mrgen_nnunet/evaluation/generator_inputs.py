@@ -66,7 +66,7 @@ def _is_image(path: Path) -> bool:
 
 def _pairs_from_dataset(folder: Path) -> tuple[list[tuple[Path, Path | None]], dict[str, int]]:
     try:
-        meta = json.loads((folder / "dataset.json").read_text())
+        meta = json.loads((folder / "dataset.json").read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise MRGenError(f"dataset.json is not valid JSON: {exc.msg}", folder / "dataset.json",
                          "fix or regenerate the dataset") from None

@@ -40,7 +40,7 @@ def _label_map(labels: dict[str, int] | None, pred_dir: Path, gt_dir: Path) -> d
         return {str(k): int(v) for k, v in labels.items()}
     for candidate in (pred_dir / "dataset.json", gt_dir.parent / "dataset.json"):
         if candidate.is_file():
-            return {k: int(v) for k, v in json.loads(candidate.read_text())["labels"].items()}
+            return {k: int(v) for k, v in json.loads(candidate.read_text(encoding="utf-8"))["labels"].items()}
     raise MRGenError("no label map", pred_dir, "pass --labels name=value,... or keep nnU-Net's dataset.json there")
 
 

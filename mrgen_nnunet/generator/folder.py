@@ -55,7 +55,7 @@ def mrgen_default_config() -> GeneratorConfig:
 def read_config(folder: Path) -> GeneratorConfig:
     path = folder / CONFIG_FILE
     try:
-        return GeneratorConfig.from_dict(json.loads(path.read_text()))
+        return GeneratorConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
     except (json.JSONDecodeError, TypeError, KeyError) as exc:
         raise MRGenError(f"invalid generator config: {exc}", path, "re-train or fix mrgen_generator.json") from None
 
@@ -88,7 +88,7 @@ def load_model(cls, folder: Path):
                          "train this stage first or convert the weights to safetensors")
     try:
         return cls.from_pretrained(str(folder), use_safetensors=True, low_cpu_mem_usage=False)
-    except (OSError, ValueError, RuntimeError, EnvironmentError) as exc:
+    except (OSError, ValueError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise MRGenError(f"cannot load {cls.__name__}: {first}", folder,
                          "the weights are corrupt or do not match config.json; re-train or re-download") from None

@@ -90,7 +90,7 @@ class MRGenPipeline:
             if (text_dir / SPEC_FILE).is_file():
                 import json
 
-                spec = json.loads((text_dir / SPEC_FILE).read_text())
+                spec = json.loads((text_dir / SPEC_FILE).read_text(encoding="utf-8"))
             text = load_text_encoder(spec, text_dir)
             control_dir = Path(controlnet) if controlnet is not None else path / "controlnet"
         vae = load_model(AutoencoderKL, path / "vae")
@@ -101,7 +101,7 @@ class MRGenPipeline:
             raise MRGenError("scheduler_config.json not found", sched_file.parent, "point at a complete generator")
         import json
 
-        sched = json.loads(sched_file.read_text())
+        sched = json.loads(sched_file.read_text(encoding="utf-8"))
         if is_mrgen_layout(path):
             config.resolution = int(vae.config.sample_size)  # 512 for the released weights
         check_consistency(vae, unet, ctrl, text, config, path)
@@ -112,8 +112,8 @@ class MRGenPipeline:
 
     def to(self, device, dtype: torch.dtype | None = None) -> MRGenPipeline:
         for m in (self.vae, self.unet, self.controlnet):
-            if m is not None:
-                m.to(device=device, dtype=dtype)
+            if m is not None:  # a same-dtype cast would only make diffusers warn about keep-in-fp32 modules
+                m.to(device=device) if dtype in (None, m.dtype) else m.to(device=device, dtype=dtype)
         self.text_encoder.to(device=device)  # the BERT stays float32 (its hidden states are cast when used)
         return self
 

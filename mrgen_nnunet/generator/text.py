@@ -140,7 +140,7 @@ def load_mrgen_text_encoder(encoder_dir: str | Path, tokenizer_dir: str | Path, 
         raise MRGenError("text encoder config.json not found", encoder_dir, "point at MRGen's text_encoder_BiomedCLIP/")
     if not (tokenizer_dir / "vocab.txt").is_file():
         raise MRGenError("tokenizer vocab.txt not found", tokenizer_dir, "point at MRGen's tokenizer_BiomedCLIP/")
-    text_cfg = json.loads(config_file.read_text())["text_config"]
+    text_cfg = json.loads(config_file.read_text(encoding="utf-8"))["text_config"]
     keep = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
             "hidden_act", "max_position_embeddings", "type_vocab_size", "layer_norm_eps", "pad_token_id")
     bert = BertModel(BertConfig(**{k: text_cfg[k] for k in keep if k in text_cfg}), add_pooling_layer=False)
@@ -196,7 +196,7 @@ def save_text_encoder(encoder: TextEncoder, folder: str | Path) -> None:
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / SPEC_FILE).write_text(json.dumps(encoder.spec, indent=2, sort_keys=True))
+    (folder / SPEC_FILE).write_text(json.dumps(encoder.spec, indent=2, sort_keys=True), encoding="utf-8")
     if encoder.spec["kind"] == "tiny":
         state = {k: v.contiguous() for k, v in encoder.bert.state_dict().items()}
         save_file(state, str(folder / "model.safetensors"))

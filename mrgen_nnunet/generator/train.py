@@ -37,7 +37,12 @@ from mrgen_nnunet.generator.presets import (
     build_vae,
     get_preset,
 )
-from mrgen_nnunet.generator.text import SPEC_FILE, build_tiny_text_encoder, load_text_encoder, save_text_encoder
+from mrgen_nnunet.generator.text import (
+    SPEC_FILE,
+    build_tiny_text_encoder,
+    load_text_encoder,
+    save_text_encoder,
+)
 
 STAGES = ("autoencoder", "text", "mask")
 
@@ -105,7 +110,7 @@ def _resume(out_dir: Path, stage: str, state: dict, model, optimizer) -> int:
     if ckpt is None:
         raise MRGenError(f"no {stage} checkpoint to resume from", out_dir / "checkpoints" / stage,
                          "drop --resume or set --checkpoint-every on the first run")
-    saved = json.loads((ckpt / "state.json").read_text())
+    saved = json.loads((ckpt / "state.json").read_text(encoding="utf-8"))
     for key in ("stage", "preset", "resolution"):
         if saved.get(key) != state[key]:
             raise MRGenError(f"--resume from an unrelated run ({key} {saved.get(key)!r} ≠ {state[key]!r})", ckpt,
@@ -125,7 +130,7 @@ def _checkpoint(out_dir: Path, stage: str, state: dict, step: int, model, optimi
         shutil.rmtree(tmp)
     model.save_pretrained(str(tmp / "model"), safe_serialization=True)
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    (tmp / "state.json").write_text(json.dumps(dict(state, step=step), indent=2))
+    (tmp / "state.json").write_text(json.dumps(dict(state, step=step), indent=2), encoding="utf-8")
     replace_dir(tmp, folder)
 
 
@@ -162,7 +167,7 @@ def _loop(stage: str, out_dir: Path, preset: Preset, index_path, model, loss_fn,
     torch.manual_seed(opts.seed + start)
     csv = out_dir / "logs" / f"{stage}_loss.csv"
     csv.parent.mkdir(parents=True, exist_ok=True)
-    lines = csv.read_text().splitlines() if (opts.resume and csv.is_file()) else ["step,loss"]
+    lines = csv.read_text(encoding="utf-8").splitlines() if (opts.resume and csv.is_file()) else ["step,loss"]
     lines = [ln for ln in lines if ln == "step,loss" or int(ln.split(",")[0]) <= start]
     model.train()
     with _progress(opts.quiet) as bar:
@@ -253,7 +258,7 @@ def train_autoencoder(index_path, out_dir, preset: str = "tiny", resolution: int
 def _frozen_text(out_dir: Path, config: GeneratorConfig):
     text_dir = out_dir / "text_encoder"
     if (text_dir / SPEC_FILE).is_file():
-        return load_text_encoder(json.loads((text_dir / SPEC_FILE).read_text()), text_dir)
+        return load_text_encoder(json.loads((text_dir / SPEC_FILE).read_text(encoding="utf-8")), text_dir)
     spec = config.text_encoder
     return build_tiny_text_encoder(spec) if spec["kind"] == "tiny" else load_text_encoder(spec)
 

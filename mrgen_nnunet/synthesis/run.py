@@ -126,6 +126,8 @@ def synthesize(options: SynthesisOptions, pipeline=None, filter_backend=None) ->
     o = options
     name = o.name or f"MRGen_{''.join(c if c.isalnum() else '_' for c in o.target)}"
     out_raw = Path(o.out_raw)
+    if out_raw.exists() and not out_raw.is_dir():
+        raise MRGenError("--out-raw is a file, not a folder", out_raw, "pass the nnU-Net raw folder (nnUNet_raw)")
     final = out_raw / dataset_folder_name(o.out_dataset, name)
     existing = sorted(p for p in out_raw.glob(f"Dataset{o.out_dataset:03d}_*") if p.is_dir()) if out_raw.is_dir() else []
     if existing and not o.force:
@@ -168,7 +170,7 @@ def synthesize(options: SynthesisOptions, pipeline=None, filter_backend=None) ->
 def _prepare_work(work: Path, o: SynthesisOptions) -> None:
     fingerprint = json.dumps(o.fingerprint(), sort_keys=True, indent=1, default=str)
     run_json = work / "run.json"
-    if run_json.is_file() and run_json.read_text() != fingerprint:
+    if run_json.is_file() and run_json.read_text(encoding="utf-8") != fingerprint:
         if not o.force:
             raise MRGenError("an unfinished synthesis with other options exists", work,
                              "rerun with the same options to resume, or pass --force to start over")
@@ -267,7 +269,7 @@ def _process_one(item: MaskItem, pipe, filt, labels, modality, o: SynthesisOptio
 
 
 def _records(items: list[MaskItem], work: Path) -> list[dict]:
-    return [json.loads((work / "items" / f"{it.source.case}.json").read_text()) for it in items]
+    return [json.loads((work / "items" / f"{it.source.case}.json").read_text(encoding="utf-8")) for it in items]
 
 
 def _summary(items, work, o, generator_id, dataset, complete) -> SynthesisSummary:

@@ -45,7 +45,7 @@ class nnUNetTrainerMRGen(nnUNetTrainer):
             self.dataset_class = infer_dataset_class(self.preprocessed_dataset_folder)
         splits_file = join(self.preprocessed_dataset_folder_base, "splits_final.json")
         if isfile(splits_file):
-            with open(splits_file) as f:
+            with open(splits_file, encoding="utf-8") as f:
                 splits = json.load(f)
             leaked = validation_has_synthetic(splits, self.mrgen_synthetic)
             if leaked:

@@ -92,11 +92,12 @@ def run_nnunet(args: list[str], env: Mapping[str, str], log_file: Path, total_ep
     log_file.parent.mkdir(parents=True, exist_ok=True)
     cmd = [_executable(args[0], env), *args[1:]]
     epoch_re = re.compile(r"^Epoch (\d+)")
-    with open(log_file, "w") as log, Progress(TextColumn("{task.description}"), BarColumn(),
+    with open(log_file, "w", encoding="utf-8") as log, Progress(TextColumn("{task.description}"), BarColumn(),
                                               TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                                               transient=True) as bar:
         task = bar.add_task(description or args[0], total=total_epochs)
-        proc = subprocess.Popen(cmd, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(cmd, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                encoding="utf-8", errors="replace")
         for line in proc.stdout:
             log.write(line)
             m = epoch_re.match(line.split(": ", 1)[-1].strip())
@@ -104,7 +105,7 @@ def run_nnunet(args: list[str], env: Mapping[str, str], log_file: Path, total_ep
                 bar.update(task, completed=int(m.group(1)))
         code = proc.wait()
     if code != 0:
-        text = log_file.read_text()
+        text = log_file.read_text(encoding="utf-8")
         if "Could not find requested nnunet trainer" in text:
             trainer = args[args.index("-tr") + 1] if "-tr" in args else "?"
             raise MRGenError(f"unknown trainer {trainer!r}", log_file, "use nnUNetTrainer, nnUNetTrainerMRGen or a "

@@ -58,7 +58,7 @@ def test_augment_and_merge(tmp_path):
     lab0, _ = read_image(aug / "labelsTr" / "bSSFP001_z000_remap1.nii.gz")
     assert np.array_equal(lab0, read_image(src / "labelsTr" / "bSSFP001_z000.nii.gz")[0])
     merged = merge_slice_datasets(tmp_path, 103, "mix", [src, aug], ratio=1.0)
-    meta = json.loads((merged / "dataset.json").read_text())
+    meta = json.loads((merged / "dataset.json").read_text(encoding="utf-8"))
     assert meta["numTraining"] == 8 and meta["labels"] == META["labels"]
     assert meta["mrgen"]["real_to_synthetic_ratio"] == 1.0
     assert len(meta["mrgen"]["synthetic_cases"]) == 6

@@ -44,7 +44,7 @@ def test_bad_config(tmp_path, text, match):
 
 
 def test_bad_patient_range_and_missing_file(tmp_path):
-    p = _write(tmp_path, "").read_text().replace('patients = "1-2"', 'patients = "1-x"', 1)
+    p = _write(tmp_path, "").read_text(encoding="utf-8").replace('patients = "1-2"', 'patients = "1-x"', 1)
     (tmp_path / "d.toml").write_text(p)
     with pytest.raises(MRGenError, match="bad patient range"):
         load_config(tmp_path / "d.toml")
@@ -67,5 +67,5 @@ def test_summary_mean_sd_table_and_plot(tmp_path):
     assert "0.300 ± 0.141" in table and "| source + intensity-remapped (GIN/BigAug-style) | 0.800 |" in table
     paths = write_report(runs, tmp_path / "r", "t")
     assert paths["plot"].stat().st_size > 1000
-    data = json.loads(paths["json"].read_text())
+    data = json.loads(paths["json"].read_text(encoding="utf-8"))
     assert len(data["runs"]) == 3 and data["runs"][2]["mean_dice"] == pytest.approx(0.8)

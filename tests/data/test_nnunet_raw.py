@@ -48,12 +48,12 @@ def test_existing_id_refused_then_forced(tmp_path):
         _make(tmp_path, 7, "New")
     new = _make(tmp_path, 7, "New", force=True, marker="new")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["Dataset007_New"]
-    assert (new / "imagesTr" / "c1_0000.nii.gz").read_text() == "new"
+    assert (new / "imagesTr" / "c1_0000.nii.gz").read_text(encoding="utf-8") == "new"
     # a failing forced rebuild keeps the old dataset
     with pytest.raises(RuntimeError):
         with staged_dataset(tmp_path, 7, "New", force=True):
             raise RuntimeError("boom")
-    assert (new / "imagesTr" / "c1_0000.nii.gz").read_text() == "new"
+    assert (new / "imagesTr" / "c1_0000.nii.gz").read_text(encoding="utf-8") == "new"
 
 
 def test_bad_names_and_labels(tmp_path):

@@ -11,6 +11,7 @@ import pytest
 import SimpleITK as sitk
 
 from mrgen_nnunet.cli.main import main
+from mrgen_nnunet.data.io import keep_locale
 
 
 def write(array, path: Path, spacing=(1.25, 1.25, 5.0)) -> Path:
@@ -55,7 +56,8 @@ def dicom_series(folder: Path, volume: np.ndarray, spacing=(1.5, 1.5), thickness
             sl.SetMetaData(tag, val)
         files.append(folder / f"IMG-0001-{k + 1:05d}.dcm")
         writer.SetFileName(str(files[-1]))
-        writer.Execute(sl)
+        with keep_locale():  # GDCM's writer sets the process locale to "C" (ASCII text IO afterwards)
+            writer.Execute(sl)
     return files
 
 

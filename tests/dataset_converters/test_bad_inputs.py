@@ -109,7 +109,7 @@ def test_chaos_unknown_grey_level(tmp_path, chaos_dicom, cli):
 
 def _edit_db(root, change):
     path = root / "conditional_dataset" / "TOY_all.json"
-    records = json.loads(path.read_text())
+    records = json.loads(path.read_text(encoding="utf-8"))
     change(records)
     path.write_text(json.dumps(records))
 

@@ -115,7 +115,7 @@ def test_nifti_pattern_and_nnunet_index(tmp_path, cli):
     assert rc == 0, err
     folder = raw / "Dataset041_Toy"
     assert list_cases(folder)[0] == "T2SPIRa1_z001"
-    assert json.loads((folder / "dataset.json").read_text())["mrgen"]["modality"] == "T2 SPIR Abdomen MRI"
+    assert json.loads((folder / "dataset.json").read_text(encoding="utf-8"))["mrgen"]["modality"] == "T2 SPIR Abdomen MRI"
     verify(folder)
     rc, err = cli("convert", "nnunet", folder, "--index", tmp_path / "i.jsonl")
     assert rc == 0, err

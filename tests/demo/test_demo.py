@@ -45,12 +45,12 @@ def test_demo_end_to_end(tmp_path, monkeypatch):
     for r in rows.values():
         assert set(r.dice) == {"myocardium", "left ventricle", "right ventricle"}
         assert all(0.0 <= d <= 1.0 for d in r.dice.values()) and r.train_cases > 0
-    data = json.loads(out["report"]["json"].read_text())
+    data = json.loads(out["report"]["json"].read_text(encoding="utf-8"))
     assert [r["row"] for r in data["runs"]] == ["source", "synthetic+source"]
     assert out["contact_sheet"] is not None and out["contact_sheet"].is_file()
     # every row shares one plan, copied from the source dataset
     pre = tmp_path / "demo" / "nnUNet_preprocessed"
-    plans = [json.loads(p.read_text())["configurations"]["2d"]["patch_size"] for p in pre.glob("*/mrgenPlans.json")]
+    plans = [json.loads(p.read_text(encoding="utf-8"))["configurations"]["2d"]["patch_size"] for p in pre.glob("*/mrgenPlans.json")]
     assert len(plans) >= 2 and all(p == plans[0] for p in plans)
     again = run_demo(tmp_path / "demo", size=TEST)  # resume: nothing is retrained, same numbers
     assert [r.mean_dice for r in again["results"]] == [r.mean_dice for r in out["results"]]

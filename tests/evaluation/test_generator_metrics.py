@@ -194,11 +194,11 @@ def test_cli_evaluate_generator_writes_reports(sets, tmp_path, capsys):
                  "--clip-weights", str(tmp_path / "clip"), "--prompt", "LGE Cardiac MRI"])
     assert code == 0, capsys.readouterr().err
     assert "RANDOM-INITIALISED" in capsys.readouterr().out
-    result = json.loads((out / "generator_metrics.json").read_text())
+    result = json.loads((out / "generator_metrics.json").read_text(encoding="utf-8"))
     assert result["random_feature_weights"] is True and result["fid"] > 0 and result["feature_dims"] == 64
     assert result["real_slices"] == 8 and result["synthetic_slices"] == 8
     assert result["clip_text"] is not None and result["intensity"]["ring"]["mean_difference"] < 0
-    assert "WARNING" in (out / "generator_metrics.md").read_text()
+    assert "WARNING" in (out / "generator_metrics.md").read_text(encoding="utf-8")
     for png in ("generator_samples.png", "generator_histograms.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
 
@@ -230,11 +230,11 @@ def test_cli_evaluate_autoencoder(sets, tmp_path, capsys):
     code = main(["evaluate-autoencoder", "--vae", str(tmp_path / "vae"), "--images", str(sets / "syn_same"),
                  "--resolution", str(SIZE), "--out", str(out)])
     assert code == 0, capsys.readouterr().err
-    result = json.loads((out / "autoencoder_metrics.json").read_text())
+    result = json.loads((out / "autoencoder_metrics.json").read_text(encoding="utf-8"))
     assert result["slices"] == 8 and math.isfinite(result["psnr"]) and 0 < result["psnr"] < 60
     assert -1 <= result["ssim"] <= 1
     assert (out / "autoencoder_samples.png").read_bytes()[:4] == b"\x89PNG"
-    assert "PSNR" in (out / "autoencoder_metrics.md").read_text()
+    assert "PSNR" in (out / "autoencoder_metrics.md").read_text(encoding="utf-8")
     code = main(["evaluate-autoencoder", "--vae", str(tmp_path / "vae"), "--images", str(sets / "syn_same"),
                  "--resolution", "31", "--out", str(tmp_path / "ae2")])
     assert code == 1 and "not a multiple" in capsys.readouterr().err
@@ -269,7 +269,7 @@ def test_dataset_id_resolved_in_nnunet_raw(sets, tmp_path, monkeypatch, capsys):
     code = main(["evaluate-autoencoder", "--vae", str(tmp_path / "vae"), "--images", "501",
                  "--resolution", str(SIZE), "--out", str(tmp_path / "ae")])
     assert code == 0, capsys.readouterr().err
-    assert json.loads((tmp_path / "ae" / "autoencoder_metrics.json").read_text())["images"].endswith("Dataset501_SynLGE")
+    assert json.loads((tmp_path / "ae" / "autoencoder_metrics.json").read_text(encoding="utf-8"))["images"].endswith("Dataset501_SynLGE")
 
 
 def test_real_mscmrseg_lge_slices(shared_data, tmp_path):

@@ -67,11 +67,11 @@ def test_evaluate_folder_dice_matches_definition_and_writes_outputs(tmp_path):
     assert result["mean"]["a"]["Dice"] < 1.0
     assert set(result["mean"]) == {"a", "b"}
     out = tmp_path / "out"
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["mean"]["b"]["Dice"] == 1.0
-    rows = (out / "metrics.csv").read_text().strip().splitlines()
+    rows = (out / "metrics.csv").read_text(encoding="utf-8").strip().splitlines()
     assert rows[0].startswith("case,label,Dice") and len(rows) == 1 + 3 * 2
-    assert "mean ± sd" in (out / "metrics.md").read_text()
+    assert "mean ± sd" in (out / "metrics.md").read_text(encoding="utf-8")
     assert (out / "metrics.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -11,7 +11,7 @@ def test_train_autoencoder_from_toml_config(synthetic_index, tmp_path, capsys):
     assert main(["train", "autoencoder", "--index", str(synthetic_index), "--out", str(tmp_path / "g"),
                  "--config", str(cfg), "--seed", "1"]) == 0
     assert list((tmp_path / "g" / "vae").glob("*.safetensors"))
-    assert len((tmp_path / "g" / "logs" / "autoencoder_loss.csv").read_text().split()) == 3  # header + 2 steps
+    assert len((tmp_path / "g" / "logs" / "autoencoder_loss.csv").read_text(encoding="utf-8").split()) == 3  # header + 2 steps
 
 
 def test_unknown_preset_and_bad_resolution_are_one_line(synthetic_index, tmp_path, capsys):

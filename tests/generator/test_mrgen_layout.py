@@ -12,7 +12,13 @@ from safetensors.torch import save_file
 
 from mrgen_nnunet.errors import MRGenError
 from mrgen_nnunet.generator.pipeline import MRGenPipeline
-from mrgen_nnunet.generator.presets import MRGEN_SCHEDULER, build_controlnet, build_unet, build_vae, get_preset
+from mrgen_nnunet.generator.presets import (
+    MRGEN_SCHEDULER,
+    build_controlnet,
+    build_unet,
+    build_vae,
+    get_preset,
+)
 from mrgen_nnunet.generator.text import load_mrgen_text_encoder
 
 WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "t2", "spir", "abdomen", "mri", ",", "liver", "spleen",
@@ -58,7 +64,7 @@ def _reference_forward(s: dict[str, torch.Tensor], ids: torch.Tensor) -> torch.T
     for i in range(TEXT["num_hidden_layers"]):
         p = f"text_model.encoder.layers.{i}."
 
-        def lin(name, v):
+        def lin(name, v, p=p):
             return v @ s[p + name + ".weight"].T + s[p + name + ".bias"]
 
         def split(v):

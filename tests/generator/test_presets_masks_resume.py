@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import shutil
 from pathlib import Path
@@ -31,7 +30,7 @@ REF = Path(__file__).resolve().parents[3] / "shared" / "mrgen_reference" / "ckpt
 def _ref(name: str) -> dict:
     if not REF.is_dir():
         pytest.skip(f"{REF} is absent (MRGen reference configs live only on the project's machines)")
-    d = json.loads((REF / name).read_text())
+    d = json.loads((REF / name).read_text(encoding="utf-8"))
     return {k: v for k, v in d.items() if not k.startswith("_")}
 
 
@@ -79,10 +78,10 @@ def test_resume_continues_and_refuses_unrelated_run(synthetic_index, tmp_path):
     train_autoencoder(synthetic_index, out, "tiny", 32, TrainOptions(steps=2, **opts))
     assert (out / "checkpoints" / "autoencoder" / "step_1" / "optimizer.pt").is_file()
     train_autoencoder(synthetic_index, out, "tiny", 32, TrainOptions(steps=3, resume=True, **opts))
-    rows = (out / "logs" / "autoencoder_loss.csv").read_text().split()[1:]
+    rows = (out / "logs" / "autoencoder_loss.csv").read_text(encoding="utf-8").split()[1:]
     assert [int(r.split(",")[0]) for r in rows] == [1, 2, 3]
     state = out / "checkpoints" / "autoencoder" / "step_2" / "state.json"
-    state.write_text(json.dumps(dict(json.loads(state.read_text()), stage="text")))
+    state.write_text(json.dumps(dict(json.loads(state.read_text(encoding="utf-8")), stage="text")))
     with pytest.raises(MRGenError, match="unrelated run"):
         train_autoencoder(synthetic_index, out, "tiny", 32, TrainOptions(steps=4, resume=True, **opts))
     with pytest.raises(MRGenError, match="preset 'tiny' at 32 px, not 'tiny' at 64 px"):

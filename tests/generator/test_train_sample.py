@@ -20,7 +20,7 @@ def test_all_stages_leave_a_complete_folder_with_finite_losses(generator_dir):
         assert (generator_dir / part).is_dir(), part
     assert list((generator_dir / "controlnet").glob("*.safetensors"))
     for stage in ("autoencoder", "text", "mask"):
-        rows = (generator_dir / "logs" / f"{stage}_loss.csv").read_text().split()[1:]
+        rows = (generator_dir / "logs" / f"{stage}_loss.csv").read_text(encoding="utf-8").split()[1:]
         losses = [float(r.split(",")[1]) for r in rows]
         assert len(losses) == 3 and np.isfinite(losses).all(), (stage, losses)
         assert (generator_dir / "validation" / f"{stage}_step3.png").is_file()
@@ -58,7 +58,7 @@ def test_wrong_controlnet_channels_is_one_line_error(generator_dir, tmp_path):
 
     bad = tmp_path / "bad"
     shutil.copytree(generator_dir, bad)
-    cfg = json.loads((bad / "mrgen_generator.json").read_text())
+    cfg = json.loads((bad / "mrgen_generator.json").read_text(encoding="utf-8"))
     cfg["mask_encoding"] = "onehot"
     (bad / "mrgen_generator.json").write_text(json.dumps(cfg))
     with pytest.raises(MRGenError, match="mask channels"):

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from hardening_helpers import LABELS, make_index, make_source, ring, tree_hash
+from hardening_helpers import make_index, make_source, ring, tree_hash
 
 from mrgen_nnunet.data.io import Geometry, write_image
 
@@ -164,7 +164,7 @@ def t_missing_index(t, g):
 
 def t_truncated_index(t, g):
     index = make_index(t / "idx")
-    index.write_text(index.read_text()[:-40])
+    index.write_text(index.read_text(encoding="utf-8")[:-40])
     return _train(t), "index.jsonl"
 
 
@@ -250,7 +250,7 @@ def s_dataset_id_clash(t, g):
 
 def s_labels_mismatch(t, g):
     folder = make_source(t / "raw")
-    meta = json.loads((folder / "dataset.json").read_text())
+    meta = json.loads((folder / "dataset.json").read_text(encoding="utf-8"))
     meta["labels"] = {"background": 0, "liver": 1, "spleen": 2}
     (folder / "dataset.json").write_text(json.dumps(meta))
     return _syn(t, g), "gen"
@@ -260,7 +260,7 @@ def s_mismatched_weights(t, g):
     make_source(t / "raw")
     gen = t / "gen"
     shutil.copytree(g, gen)
-    cfg = json.loads((gen / "unet" / "config.json").read_text())
+    cfg = json.loads((gen / "unet" / "config.json").read_text(encoding="utf-8"))
     cfg["block_out_channels"] = [c * 2 for c in cfg["block_out_channels"]]
     (gen / "unet" / "config.json").write_text(json.dumps(cfg))
     return _syn(t, gen), "unet"
@@ -376,7 +376,7 @@ def b_unknown_row(t, g):
 
 def b_bad_patients(t, g):
     here = Path(__file__).resolve().parents[2] / "benchmarks" / "configs" / "mscmrseg_bssfp_to_lge.toml"
-    (t / "b.toml").write_text(here.read_text().replace('patients = "1-20"', 'patients = "1-twenty"', 1))
+    (t / "b.toml").write_text(here.read_text(encoding="utf-8").replace('patients = "1-20"', 'patients = "1-twenty"', 1))
     return ["benchmark", t / "b.toml"], "1-twenty"
 
 

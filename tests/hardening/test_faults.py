@@ -86,9 +86,9 @@ def test_synthesize_survives_random_sigkills(tmp_path, tiny_generator):
     assert tree_bytes(result) == tree_bytes(reference)  # same case ids, same image/label/provenance bytes
     assert sorted(p.name for p in raw.iterdir()) == ["Dataset101_SRC", "Dataset501_SYN"]  # no partial/temp folders
     assert _no_temp_files(result) == []
-    meta = json.loads((result / "dataset.json").read_text())
+    meta = json.loads((result / "dataset.json").read_text(encoding="utf-8"))
     cases = sorted(p.name[: -len(".nii.gz")] for p in (result / "labelsTr").iterdir())
-    provenance = [json.loads(x) for x in (result / "provenance.jsonl").read_text().splitlines()]
+    provenance = [json.loads(x) for x in (result / "provenance.jsonl").read_text(encoding="utf-8").splitlines()]
     assert meta["numTraining"] == len(cases) == len(provenance) == 8
     assert sorted(meta["mrgen"]["synthetic_cases"]) == cases == sorted(p["case"] for p in provenance)
     assert sorted(p.name for p in (result / "imagesTr").iterdir()) == [f"{c}_0000.nii.gz" for c in cases]
@@ -105,7 +105,7 @@ def test_synthesize_resumes_after_a_kill_during_assembly(tmp_path, tiny_generato
     _finish(_start(_syn_args(raw, tiny_generator)))
     result = raw / "Dataset501_SYN"
     assert not work.exists() and _no_temp_files(result) == []
-    assert json.loads((result / "dataset.json").read_text())["numTraining"] == 2 == len(list((result / "labelsTr").iterdir()))
+    assert json.loads((result / "dataset.json").read_text(encoding="utf-8"))["numTraining"] == 2 == len(list((result / "labelsTr").iterdir()))
 
 
 # ---------------------------------------------------------------------------------------------- train --resume
@@ -139,7 +139,7 @@ def test_train_resume_after_random_sigkills(tmp_path):
     (ckpts / f"step_{last + 2}.tmp").mkdir()  # a kill inside a checkpoint write leaves its temp folder
     _finish(_start(_train_args(index, out, resume=True)))
     print(f"\ntrain --resume: faults injected {injected}, survived {injected}")
-    rows = (out / "logs" / "autoencoder_loss.csv").read_text().split()
+    rows = (out / "logs" / "autoencoder_loss.csv").read_text(encoding="utf-8").split()
     assert rows[0] == "step,loss"
     assert [int(r.split(",")[0]) for r in rows[1:]] == list(range(1, 25))
     assert all(np.isfinite(float(r.split(",")[1])) for r in rows[1:])
@@ -180,6 +180,6 @@ def test_interrupted_convert_never_leaves_a_complete_looking_dataset(tmp_path):
     from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
 
     verify_dataset_integrity(str(final), num_processes=1)
-    meta = json.loads((final / "dataset.json").read_text())
+    meta = json.loads((final / "dataset.json").read_text(encoding="utf-8"))
     assert meta["numTraining"] == len(list((final / "labelsTr").iterdir())) > 0
     assert meta["labels"] == {"background": 0, "myocardium": 1, "left ventricle": 2, "right ventricle": 3} or LABELS

@@ -17,7 +17,7 @@ SOURCES = sorted(PACKAGE.rglob("*.py"))
 def _calls(name_matches):
     found = []
     for path in SOURCES:
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
             if isinstance(node, ast.Call) and name_matches(ast.unparse(node.func)):
                 found.append((path.relative_to(PACKAGE), node.lineno, node))
     return found
@@ -42,7 +42,7 @@ def test_no_pickle_loads_or_remote_code():
     remote = [(p, n) for p, n, c in _calls(lambda f: True)
               if isinstance(_kw(c, "trust_remote_code"), ast.Constant) and _kw(c, "trust_remote_code").value]
     assert remote == []
-    text = "\n".join(p.read_text() for p in SOURCES)
+    text = "\n".join(p.read_text(encoding="utf-8") for p in SOURCES)
     assert "trust_remote_code=True" not in text
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import LABELS, make_source_dataset, read_json
+from synthesis_helpers import LABELS, make_source_dataset, read_json
 
 from mrgen_nnunet.cli.main import main
 from mrgen_nnunet.data.io import Geometry, write_image
@@ -90,7 +90,7 @@ def test_engine_with_real_generator_and_random_sam2(tmp_path, generator):
     assert s.filter == "sam2:mask" and s.candidates == 2 and s.masks_skipped == 1
     # a random SAM2 cannot pass MRGen's thresholds; relaxed, at most one is kept
     assert s.accepted <= 1 and s.relaxed == s.accepted
-    cand = [json.loads(x) for x in (raw / "Dataset505_SAM" / "candidates.jsonl").read_text().splitlines()]
+    cand = [json.loads(x) for x in (raw / "Dataset505_SAM" / "candidates.jsonl").read_text(encoding="utf-8").splitlines()]
     scored = [c for r in cand for c in r["candidates"]]
     assert len(scored) == 2 and all(set(c["organs"]) == {"myocardium", "left ventricle"} for c in scored)
     assert (raw / "Dataset505_SAM" / "contact_sheet.png").stat().st_size > 0

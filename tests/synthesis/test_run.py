@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import LABELS, StandInPipeline, read_json, tree_bytes
+from synthesis_helpers import LABELS, StandInPipeline, read_json, tree_bytes
 
 from mrgen_nnunet.data.io import read_image
 from mrgen_nnunet.errors import MRGenError
@@ -62,7 +62,7 @@ def test_synthesize_writes_an_nnunet_slice_dataset(source_raw):
     assert np.array_equal(lab, src_lab)
     assert src_img.min() - 1e-3 <= img.min() and img.max() <= src_img.max() + 1e-3  # inverse normalisation
     assert not np.allclose(img, src_img)
-    prov = [read_json_line(x) for x in (out / "provenance.jsonl").read_text().splitlines()]
+    prov = [read_json_line(x) for x in (out / "provenance.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len(prov) == 10 and prov[0]["prompt"].startswith("LGE Cardiac MRI, ")
     assert {"source_case", "seed", "try", "prompt", "filter", "generator", "organs", "relaxed"} <= set(prov[0])
     assert (out / "contact_sheet.png").stat().st_size > 0 and (out / "summary.json").is_file()
@@ -101,7 +101,7 @@ def test_refuses_existing_dataset_and_bad_inputs(source_raw):
 
 
 def test_sharded_runs_equal_one_run(tmp_path, source_raw):
-    from conftest import make_source_dataset
+    from synthesis_helpers import make_source_dataset
 
     one = synthesize(options(source_raw), pipeline=StandInPipeline(), filter_backend=NoFilter())
     raw2 = tmp_path / "raw2"
@@ -124,7 +124,7 @@ def test_changed_options_refuse_resume_without_force(source_raw):
 RUNNER = """
 import sys, time
 sys.path.insert(0, {tests!r})
-from conftest import StandInPipeline
+from synthesis_helpers import StandInPipeline
 from mrgen_nnunet.filtering.backends import NoFilter
 from mrgen_nnunet.synthesis.run import SynthesisOptions, synthesize
 
@@ -145,7 +145,7 @@ def run_script(raw: Path, delay: float) -> subprocess.Popen:
 
 
 def test_resume_after_sigkill_is_identical(tmp_path, source_raw):
-    from conftest import make_source_dataset
+    from synthesis_helpers import make_source_dataset
 
     reference = run_script(source_raw, 0.0)
     assert reference.wait(timeout=120) == 0

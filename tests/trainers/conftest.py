@@ -57,7 +57,7 @@ def write_tiny_dataset(raw: Path, dataset_id: int = 501, n_patients: int = 5, re
     generate_dataset_json(str(folder), {0: "LGE"}, {"background": 0, "square": 1}, len(patients), ".nii.gz",
                           dataset_name=folder.name)
     if mrgen_key:
-        meta = json.loads((folder / "dataset.json").read_text())
+        meta = json.loads((folder / "dataset.json").read_text(encoding="utf-8"))
         meta["mrgen"] = {"modality": "LGE Cardiac MRI", "kind": "slices", "patients": patients,
                          "synthetic_cases": synthetic, "real_to_synthetic_ratio": ratio, "provenance": None}
         (folder / "dataset.json").write_text(json.dumps(meta, indent=1))

@@ -44,7 +44,7 @@ def _trainer(pre: Path, dataset_json: dict):
 
     from mrgen_nnunet.trainers.training_length import nnUNetTrainerMRGen_1epochs_10it
 
-    plans = json.loads((pre / "nnUNetPlans.json").read_text())
+    plans = json.loads((pre / "nnUNetPlans.json").read_text(encoding="utf-8"))
     plans["continue_training"] = False
     return nnUNetTrainerMRGen_1epochs_10it(plans, "2d", 0, dataset_json, device=torch.device("cpu"))
 
@@ -52,14 +52,14 @@ def _trainer(pre: Path, dataset_json: dict):
 def test_trainer_split_sampling_and_plain_fallback(planned, monkeypatch):
     env, folder, pre = planned
     _set_env(monkeypatch, env)
-    dataset_json = json.loads((pre / "dataset.json").read_text())
+    dataset_json = json.loads((pre / "dataset.json").read_text(encoding="utf-8"))
     synthetic = set(dataset_json["mrgen"]["synthetic_cases"])
     trainer = _trainer(pre, dataset_json)
     trainer.initialize()
     tr_keys, val_keys = trainer.do_split()
     assert val_keys and not set(val_keys) & synthetic
     assert set(tr_keys) & synthetic
-    splits = json.loads((pre / "splits_final.json").read_text())
+    splits = json.loads((pre / "splits_final.json").read_text(encoding="utf-8"))
     assert all(not set(s["val"]) & synthetic for s in splits)
 
     gen_tr, _ = trainer.get_dataloaders()
@@ -76,7 +76,7 @@ def test_trainer_split_sampling_and_plain_fallback(planned, monkeypatch):
     assert gen_plain.data_loader.sampling_probabilities is None
     assert fallback.do_split() == (splits[0]["train"], splits[0]["val"])  # nnU-Net's own path reads the file
 
-    original = (pre / "splits_final.json").read_text()
+    original = (pre / "splits_final.json").read_text(encoding="utf-8")
     try:
         (pre / "splits_final.json").write_text(json.dumps([{"train": tr_keys, "val": sorted(synthetic)}]))
         with pytest.raises(MRGenError, match="validates on .* synthetic case"):
@@ -91,8 +91,8 @@ def test_real_clis_train_predict_3d_evaluate(planned, tmp_path):
     env = {**env, "nnUNet_extTrainer": shim.stdout.strip()}
     subprocess.run([str(BIN / "nnUNetv2_train"), "501", "2d", "0", "-tr", TRAINER, "-device", "cpu"],
                    env=env, check=True, capture_output=True)
-    synthetic = set(json.loads((folder / "dataset.json").read_text())["mrgen"]["synthetic_cases"])
-    splits = json.loads((pre / "splits_final.json").read_text())
+    synthetic = set(json.loads((folder / "dataset.json").read_text(encoding="utf-8"))["mrgen"]["synthetic_cases"])
+    splits = json.loads((pre / "splits_final.json").read_text(encoding="utf-8"))
     assert all(s["val"] and not set(s["val"]) & synthetic for s in splits)
     validated = {p.name.removesuffix(".nii.gz") for p in
                  (Path(env["nnUNet_results"]) / folder.name / f"{TRAINER}__nnUNetPlans__2d/fold_0/validation")
@@ -114,7 +114,7 @@ def test_real_clis_train_predict_3d_evaluate(planned, tmp_path):
     run = subprocess.run([str(BIN / "mrgen-nnunet"), "evaluate", "--pred", str(pred), "--gt",
                           str(folder / "labelsTs"), "--out", str(out)], env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["n_cases"] == 2
     assert summary["mean"]["square"]["Dice"] > 0.9  # an easy bright square
     assert all(c["square"]["Dice"] > 0.85 for c in summary["cases"].values())
