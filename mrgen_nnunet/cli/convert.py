@@ -83,10 +83,11 @@ def mrgen_db(src: Path = SRC, out_raw: Path = OUT_RAW, dataset_id: int = DATASET
              subset: str = typer.Option(None, "--subset", help="conditional dataset, e.g. MSCMR_LGE or MSCMR_LGE_train"),
              all_slices: bool = ALL_SLICES, index: Path = INDEX,
              strict: bool = typer.Option(False, "--strict", help="missing image files are fatal"),
+             workers: int = typer.Option(1, "--workers", help="processes reading/writing slices (1: no pool)"),
              force: bool = FORCE) -> None:
     """MRGen-DB release: conditional_dataset/*.json + PNG slices and masks (always a slice dataset)."""
     _run("mrgen-db", src=src, out_raw=_raw(out_raw), dataset_id=dataset_id, name=name, subset=subset,
-         all_slices=all_slices, index=index, strict=strict, force=force)
+         all_slices=all_slices, index=index, strict=strict, force=force, workers=workers)
 
 
 @app.command("mrgen-db-images")

@@ -82,11 +82,12 @@ def _warn(message: str) -> None:
 
 def convert_mrgen_db(src: str | os.PathLike, out_raw: str | os.PathLike, dataset_id: int, name: str | None = None,
                      subset: str | None = None, all_slices: bool = False, index: str | os.PathLike | None = None,
-                     strict: bool = False, force: bool = False) -> Path:
+                     strict: bool = False, force: bool = False, workers: int = 1) -> Path:
     """One conditional dataset (`subset`, e.g. `MSCMR_LGE`) -> slice dataset `{dataset}{N:03d}_z{k:03d}`.
 
     N numbers the source volumes (`volume_nii_path`, else the image's folder) in order of appearance, k the
-    record's position within its volume. Patient id `{dataset}/{volume}`.
+    record's position within its volume. Patient id `{dataset}/{volume}`. `workers` > 1 reads and writes slices in
+    a process pool (same output). Slices are read and written one at a time; only their metadata is kept.
     """
     from rich.progress import track
 
@@ -139,34 +140,24 @@ def convert_mrgen_db(src: str | os.PathLike, out_raw: str | os.PathLike, dataset
     final = Path(out_raw) / dataset_folder_name(dataset_id, name or re.sub(r"[^A-Za-z0-9_\-]", "_", tag))
     index_dir = Path(index).resolve().parent if index is not None else None
     slice_records, patients = [], {}
+    if workers < 1:
+        raise MRGenError(f"--workers {workers} must be >= 1", "--workers", "use 1 (no pool) or the number of cores")
     with staged_dataset(out_raw, dataset_id, final.name.split("_", 1)[1], force=force) as tmp:
-        for r, image_path, masks, volume, k, _where in track(items, description=f"converting {final.name}", transient=True):
-            image = read_png(image_path)
-            geom = Geometry.default(2)
-            label = np.zeros(image.shape, dtype=np.uint8)
-            for value, mask_path in enumerate(masks, start=1):
-                mask = read_png(mask_path)
-                if mask.shape != image.shape:
-                    raise MRGenError(f"mask shape {mask.shape} differs from image shape {image.shape}", mask_path,
-                                     "masks must match their image")
-                label[mask > 127] = value
-            if not all_slices and not label.any():
-                continue
-            case = f"{prefix}{volumes[volume]:03d}_z{k:03d}"
-            write_image(image.astype(np.float32), geom, tmp / "imagesTr" / f"{case}_0000.nii.gz")
-            write_image(label, geom, tmp / "labelsTr" / f"{case}.nii.gz")
-            patients[case] = f"{tag}/{Path(volume).name.split('.')[0]}"
-            organs = [o for o, v in labels.items() if v and (label == v).any()]
-
-            def rel(sub: str, case=case) -> str:
-                p = final / sub / case
-                return os.path.relpath(p, index_dir) if index_dir else str(p)
-
-            slice_records.append(SliceRecord(
-                case_id=case, patient_id=patients[case], slice_index=0, image_file=rel("imagesTr") + "_0000.nii.gz",
-                label_file=rel("labelsTr") + ".nii.gz", modality=r["modality"],
-                attributes=r.get("modality_attributes", ""), region=r.get("region", ""), organs=organs,
-                labels=dict(labels), spacing=[float(s) for s in geom.spacing[:2]], dataset=tag))
+        jobs = ((image_path, masks, f"{prefix}{volumes[volume]:03d}_z{k:03d}", tmp, all_slices, labels)
+                for _r, image_path, masks, volume, k, _where in items)
+        pool = None if workers == 1 else _pool(workers)
+        try:
+            done = map(_convert_slice, jobs) if pool is None else pool.map(_convert_slice, jobs, chunksize=16)
+            for (r, _i, _m, volume, _k, _w), (case, organs) in track(zip(items, done, strict=True), total=len(items),
+                                                                     description=f"converting {final.name}",
+                                                                     transient=True):
+                if case is None:
+                    continue
+                patients[case] = f"{tag}/{Path(volume).name.split('.')[0]}"
+                slice_records.append(_slice_record(r, case, patients[case], organs, labels, tag, final, index_dir))
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
         if not patients:
             raise MRGenError("no record has a non-empty mask", root, "pass --all-slices to keep empty slices")
         modality = items[0][0]["modality"]
@@ -176,6 +167,46 @@ def convert_mrgen_db(src: str | os.PathLike, out_raw: str | os.PathLike, dataset
     if index is not None:
         write_index(slice_records, index)
     return final
+
+
+def _pool(workers: int):
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    return ProcessPoolExecutor(workers, mp_context=get_context("spawn"))  # no fork of a process holding torch
+
+
+def _convert_slice(job) -> tuple[str | None, list[str]]:
+    """Read one record's PNG slice and organ masks, write image and label map as 2D NIfTI into the staging
+    folder; (case, organs present), or (None, []) for an empty mask without `all_slices`."""
+    image_path, masks, case, tmp, all_slices, labels = job
+    image = read_png(image_path)
+    label = np.zeros(image.shape, dtype=np.uint8)
+    for value, mask_path in enumerate(masks, start=1):
+        mask = read_png(mask_path)
+        if mask.shape != image.shape:
+            raise MRGenError(f"mask shape {mask.shape} differs from image shape {image.shape}", mask_path,
+                             "masks must match their image")
+        label[mask > 127] = value
+    if not all_slices and not label.any():
+        return None, []
+    geom = Geometry.default(2)
+    write_image(image.astype(np.float32), geom, tmp / "imagesTr" / f"{case}_0000.nii.gz")
+    write_image(label, geom, tmp / "labelsTr" / f"{case}.nii.gz")
+    return case, [o for o, v in labels.items() if v and (label == v).any()]
+
+
+def _slice_record(r: dict, case: str, patient: str, organs: list[str], labels: dict[str, int], tag: str,
+                  final: Path, index_dir: Path | None) -> SliceRecord:
+    def rel(sub: str) -> str:
+        p = final / sub / case
+        return os.path.relpath(p, index_dir) if index_dir else str(p)
+
+    spacing = [float(s) for s in Geometry.default(2).spacing[:2]]
+    return SliceRecord(case_id=case, patient_id=patient, slice_index=0, image_file=rel("imagesTr") + "_0000.nii.gz",
+                       label_file=rel("labelsTr") + ".nii.gz", modality=r["modality"],
+                       attributes=r.get("modality_attributes", ""), region=r.get("region", ""), organs=organs,
+                       labels=dict(labels), spacing=spacing, dataset=tag)
 
 
 def index_mrgen_db_images(src: str | os.PathLike, index: str | os.PathLike, strict: bool = False,
