@@ -29,9 +29,9 @@ import torch
 from mrgen_nnunet.data.io import write_image, write_text_atomic
 from mrgen_nnunet.data.normalize import denormalize_slice, normalize_label, normalize_slice
 from mrgen_nnunet.errors import MRGenError
-from mrgen_nnunet.filtering.selection import Thresholds, enough, passes, select, should_skip
+from mrgen_nnunet.filtering.selection import Thresholds, passes, select, should_skip
 from mrgen_nnunet.synthesis.contact_sheet import png_bytes, render_row, stack_rows, write_bytes_atomic
-from mrgen_nnunet.synthesis.manifest import MaskItem, build_manifest, load_sources, shard_items
+from mrgen_nnunet.synthesis.manifest import MaskItem, build_manifest, load_sources
 
 SHEET_ROWS = 8  # accepted rows and rejected rows on the contact sheet (each)
 
@@ -48,12 +48,19 @@ class SynthesisOptions:
     name: str | None = None  # dataset name; default "MRGen_<target>"
     controlnet: str | None = None
     raw_root: str | None = None  # where a dataset id/name --source is looked up (default: out_raw)
+    profile: str = "fast"  # "reference" (MRGen's settings) | "fast"; fills every setting below left at None
     samples_per_mask: int = 2
-    max_tries: int = 20
-    batch_size: int = 4
-    steps: int = 50
-    scheduler: str = "ddim"
-    guidance: float = 7.0
+    max_tries: int | None = None  # candidates per mask at most (profiles: 20)
+    batch_size: int | None = None  # candidates per generator call
+    masks_per_batch: int | None = None  # masks whose candidates may share one generator call
+    early_stop: bool | None = None  # stop a mask once samples_per_mask candidates passed
+    steps: int | None = None
+    scheduler: str | None = None  # "ddim" | "dpm"
+    guidance: float | None = None
+    sam2_encode: str | None = None  # "organ" (MRGen, set_image per organ) | "image" (once per image, batched)
+    overlap: bool | None = None  # filter in a background thread while the next batch is generated
+    mixed_precision: bool | None = None  # bf16 autocast + channels_last on CUDA only
+    compile: bool | None = None  # torch.compile UNet and ControlNet
     seed: int = 0
     filter: str = "sam2"  # "sam2" | "nnunet" | "none"
     sam2_config: str = "tiny"
@@ -71,9 +78,9 @@ class SynthesisOptions:
     progress: bool = True
 
     def fingerprint(self) -> dict:
-        """The options that determine the output (not sharding, progress, device, force)."""
+        """The options that determine the output (not sharding, progress, device, force, overlap)."""
         d = asdict(self)
-        for k in ("shard", "num_shards", "force", "progress", "device"):
+        for k in ("shard", "num_shards", "force", "progress", "device", "overlap"):
             d.pop(k)
         return d
 
@@ -118,12 +125,14 @@ def load_generator(path: str, controlnet: str | None, device: str):
 def synthesize(options: SynthesisOptions, pipeline=None, filter_backend=None) -> SynthesisSummary:
     """Run (or resume) the synthesis described by `options`; returns the summary.
 
-    `pipeline` / `filter_backend` are built from the options when None (tests pass tiny ones).
+    `pipeline` / `filter_backend` are built from the options when None (tests pass tiny ones); settings left at
+    None come from `options.profile` (see synthesis/profiles.py).
     """
     from mrgen_nnunet.data.nnunet_raw import dataset_folder_name
     from mrgen_nnunet.data.prompts import load_modality_table, resolve_modality
+    from mrgen_nnunet.synthesis.profiles import filter_for_profile, prepare_pipeline, resolve_profile
 
-    o = options
+    o = resolve_profile(options)
     name = o.name or f"MRGen_{''.join(c if c.isalnum() else '_' for c in o.target)}"
     out_raw = Path(o.out_raw)
     if out_raw.exists() and not out_raw.is_dir():
@@ -137,7 +146,10 @@ def synthesize(options: SynthesisOptions, pipeline=None, filter_backend=None) ->
         raise MRGenError("need 1 <= --samples-per-mask <= --max-tries and --batch-size >= 1", "--max-tries")
 
     source = load_sources(o.source, o.raw_root or o.out_raw)
-    pipe = pipeline if pipeline is not None else load_generator(o.generator, o.controlnet, o.device)
+    pipe = pipeline
+    if pipe is None:
+        pipe = load_generator(o.generator, o.controlnet, o.device)
+        prepare_pipeline(pipe, o.device, o.mixed_precision, o.compile)
     gen_labels = {k: int(v) for k, v in (_cfg(pipe, "labels") or {}).items()}
     if gen_labels != source.labels:
         raise MRGenError(f"generator labels {gen_labels} and source labels {source.labels} disagree", o.generator,
@@ -152,6 +164,7 @@ def synthesize(options: SynthesisOptions, pipeline=None, filter_backend=None) ->
         filter_backend = build_filter(o.filter, o.sam2_config, o.sam2_checkpoint, o.sam2_prompt, o.filter_model,
                                       o.device)
     o.filter_id = filter_backend.id
+    filter_backend = filter_for_profile(filter_backend, o.sam2_encode)
     check_labels = getattr(filter_backend, "check_labels", None)
     if check_labels is not None:
         check_labels(source.labels)
@@ -160,8 +173,7 @@ def synthesize(options: SynthesisOptions, pipeline=None, filter_backend=None) ->
     work = out_raw / f".mrgen-partial-{final.name}"
     _prepare_work(work, o)
     generator_id = str(_cfg(pipe, "id", None) or Path(o.generator).name)
-    mine = [it for it in shard_items(items, o.shard, o.num_shards) if not (work / "items" / f"{it.source.case}.json").is_file()]
-    _process(mine, pipe, filter_backend, source.labels, modality, o, work, generator_id, len(items))
+    _process(_my_chunks(items, o, work), pipe, filter_backend, source.labels, modality, o, work, generator_id)
     if not all((work / "items" / f"{it.source.case}.json").is_file() for it in items):
         return _summary(items, work, o, generator_id, None, complete=False)
     return _assemble(items, work, final, out_raw, o, source.labels, modality.key, generator_id)
@@ -181,81 +193,185 @@ def _prepare_work(work: Path, o: SynthesisOptions) -> None:
         write_text_atomic(fingerprint, run_json)
 
 
-def _process(items: list[MaskItem], pipe, filt, labels: dict[str, int], modality, o: SynthesisOptions, work: Path,
-             generator_id: str, total: int) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+@dataclass
+class _Mask:
+    """One source mask in flight: its prepared inputs, and candidates (images, scores) in try order."""
 
-    from mrgen_nnunet.data.prompts import build_prompt
+    item: MaskItem
+    record: dict
+    x: np.ndarray | None = None  # (N, N) normalised source image in [-1, 1]
+    label_n: np.ndarray | None = None  # (N, N) uint8 label map at the model resolution
+    label: np.ndarray | None = None  # (H, W) uint8 source label map
+    info: object = None  # SliceNormalisation
+    geometry: object = None
+    pixel_spacing: float = 0.0
+    tries: int = 0  # candidates this mask may get at most
+    asked: int = 0  # tries scheduled so far
+    images: list = field(default_factory=list)
+    scores: list = field(default_factory=list)
+
+
+def _chunks(items: list[MaskItem], o: SynthesisOptions) -> list[list[MaskItem]]:
+    """Consecutive groups of `masks_per_batch` items: the unit of batching, sharding (round robin) and resume."""
+    m = o.masks_per_batch
+    return [items[i: i + m] for i in range(0, len(items), m)]
+
+
+def _my_chunks(items: list[MaskItem], o: SynthesisOptions, work: Path) -> list[list[MaskItem]]:
+    """This shard's chunks that are not done (a chunk is redone whole unless every one of its items is done)."""
+    if not 0 <= o.shard < o.num_shards:
+        raise MRGenError(f"shard {o.shard}/{o.num_shards} is out of range", "--shard", "use i/n with 0 <= i < n")
+    return [c for k, c in enumerate(_chunks(items, o)) if k % o.num_shards == o.shard
+            and not all((work / "items" / f"{it.source.case}.json").is_file() for it in c)]
+
+
+def _process(chunks: list[list[MaskItem]], pipe, filt, labels: dict[str, int], modality, o: SynthesisOptions,
+             work: Path, generator_id: str) -> None:
+    """Generate, filter and select for every mask of `chunks`; each finished chunk writes its item files.
+
+    Within a chunk, generator calls take up to `batch_size` candidates from the chunk's masks in order (each mask
+    as many as it still wants); with `overlap`, two chunks alternate so that one chunk's batch is filtered in a
+    background thread while the other chunk's next batch is generated. A chunk's batches do not depend on the
+    other chunk, so the output is the same with or without overlap.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     size = int(_cfg(pipe, "resolution"))
     columns = (TextColumn("synthesize"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                TextColumn("accepted {task.fields[acc]}/{task.fields[cand]} ({task.fields[rate]})"))
-    acc_total = cand_total = 0
-    with Progress(*columns, disable=not o.progress) as bar:
-        task = bar.add_task("masks", total=len(items), acc=0, cand=0, rate="-")
-        for item in items:
-            result = _process_one(item, pipe, filt, labels, modality, o, work, generator_id, size, build_prompt)
-            acc_total += len(result["accepted"])
-            cand_total += len(result["candidates"])
-            rate = f"{acc_total / cand_total:.0%}" if cand_total else "-"
-            bar.update(task, advance=1, acc=acc_total, cand=cand_total, rate=rate)
+    totals = {"acc": 0, "cand": 0, "mark": time.perf_counter()}
+    queue = list(reversed(chunks))
+    running: list[tuple[list[_Mask], object]] = []  # (masks of a chunk, pending filter future or None)
+    with Progress(*columns, disable=not o.progress) as bar, ThreadPoolExecutor(1) as pool:
+        task = bar.add_task("masks", total=sum(len(c) for c in chunks), acc=0, cand=0, rate="-")
+        while queue or running:
+            while queue and len(running) < (2 if o.overlap else 1):
+                running.append(([_prepare(it, labels, modality, o, size, filt) for it in queue.pop()], None))
+            masks, pending = running.pop(0)
+            if pending is not None:
+                _collect(*pending.result())
+            batch = _next_batch(masks, o, filt.name)
+            if not batch:
+                _finish_chunk(masks, o, work, generator_id, totals, bar, task)
+                continue
+            images, maps = _generate(pipe, batch, o)
+            job = (batch, images, maps, labels, filt)
+            future = pool.submit(_score, *job)
+            if not o.overlap or all(m.asked == m.tries for m in masks):  # nothing left to overlap with
+                _collect(*future.result())
+                future = None
+            if all(m.asked == m.tries for m in masks):  # no mask can want more: finish now, not a turn later
+                _finish_chunk(masks, o, work, generator_id, totals, bar, task)
+                continue
+            running.append((masks, future))
 
 
-def _process_one(item: MaskItem, pipe, filt, labels, modality, o: SynthesisOptions, work: Path, generator_id: str,
-                 size: int, build_prompt) -> dict:
-    start = time.perf_counter()
+def _prepare(item: MaskItem, labels: dict[str, int], modality, o: SynthesisOptions, size: int, filt) -> _Mask:
+    """Load and normalise the source slice, build its prompt; a mask below min_foreground gets `skipped`."""
+    from mrgen_nnunet.data.prompts import build_prompt
+
     s = item.source
     image, label, geometry = s.load()
     names = {v: k for k, v in labels.items()}
     organs = [names[v] for v in sorted(np.unique(label).tolist()) if v != 0 and v in names]
     prompt = build_prompt(modality.key, modality.attributes, modality.region, organs)
-    record = {"source_case": s.case, "patient": s.patient, "source_image": Path(s.image_file).name, "source_slice": s.slice_index,
-              "prompt": prompt, "generator": generator_id, "filter": filt.id, "skipped": None, "relaxed": False,
-              "candidates": [], "accepted": []}
+    record = {"source_case": s.case, "patient": s.patient, "source_image": Path(s.image_file).name,
+              "source_slice": s.slice_index, "prompt": prompt, "generator": None, "filter": filt.id, "skipped": None,
+              "relaxed": False, "candidates": [], "accepted": []}
     if should_skip(label, o.thresholds):
         record["skipped"] = f"foreground <= {o.thresholds.min_foreground:.2%}"
-        record["seconds"] = time.perf_counter() - start
-        write_text_atomic(json.dumps(record, sort_keys=True, indent=1), work / "items" / f"{s.case}.json")
-        return record
-
+        return _Mask(item, record)
     x, info = normalize_slice(image, size)
-    label_n = normalize_label(label, info)
     pixel_spacing = float(max(info.shape[0] + info.pad[0] + info.pad[1], 1)) * float(geometry.spacing[0]) / size
     tries = o.samples_per_mask if filt.name == "none" else o.max_tries
-    images, scores = [], []
-    for start_try in range(0, tries, o.batch_size):
-        seeds = item.seeds[start_try: min(tries, start_try + o.batch_size)]
-        maps = np.repeat(label_n[None], len(seeds), axis=0)
-        with torch.no_grad():
-            out = pipe(prompt=[prompt] * len(seeds), mask=pipe.encode_masks(maps), num_inference_steps=o.steps,
-                       guidance_scale=o.guidance, generator=[torch.Generator("cpu").manual_seed(sd) for sd in seeds],
-                       scheduler=o.scheduler)
-        batch = out.images[:, 0].detach().cpu().numpy().astype(np.float32)
-        images.extend(batch)
-        scores.extend(filt.score(batch, maps, labels, [pixel_spacing] * len(seeds)))
-        if filt.name != "none" and enough(scores, o.thresholds, o.samples_per_mask):
-            break
+    return _Mask(item, record, x, normalize_label(label, info), label, info, geometry, pixel_spacing, tries)
 
-    if filt.name == "none":
+
+def _want(m: _Mask, o: SynthesisOptions, filter_name: str) -> int:
+    """How many more candidates mask `m` wants now (all outstanding scores of its chunk are in)."""
+    left = m.tries - m.asked
+    if o.early_stop and filter_name != "none":
+        return min(left, max(0, o.samples_per_mask - sum(passes(sc, o.thresholds) for sc in m.scores)))
+    return left
+
+
+def _next_batch(masks: list[_Mask], o: SynthesisOptions, filter_name: str) -> list[tuple[_Mask, int]]:
+    """Up to `batch_size` (mask, try) pairs, masks in chunk order, each taking as many tries as it wants."""
+    batch = []
+    for m in masks:
+        n = min(_want(m, o, filter_name), o.batch_size - len(batch))
+        batch.extend((m, t) for t in range(m.asked, m.asked + n))
+        m.asked += n
+    return batch
+
+
+def _generate(pipe, batch: list[tuple[_Mask, int]], o: SynthesisOptions) -> tuple[np.ndarray, np.ndarray]:
+    """One generator call for the batch -> (images (B, N, N) float32 in [-1, 1], label maps (B, N, N) uint8)."""
+    from mrgen_nnunet.synthesis.profiles import autocast
+
+    maps = np.stack([m.label_n for m, _ in batch])
+    with torch.no_grad(), autocast(o.device, o.mixed_precision):
+        out = pipe(prompt=[m.record["prompt"] for m, _ in batch], mask=pipe.encode_masks(maps),
+                   num_inference_steps=o.steps, guidance_scale=o.guidance,
+                   generator=[torch.Generator("cpu").manual_seed(m.item.seeds[t]) for m, t in batch],
+                   scheduler=o.scheduler)
+    return out.images[:, 0].detach().float().cpu().numpy(), maps
+
+
+def _score(batch, images, maps, labels, filt):
+    """Filter one generated batch (runs in the background thread with `overlap`)."""
+    return batch, images, filt.score(images, maps, labels, [m.pixel_spacing for m, _ in batch])
+
+
+def _collect(batch, images, scores) -> None:
+    for (m, _), image, sc in zip(batch, images, scores, strict=True):
+        m.images.append(image)
+        m.scores.append(sc)
+
+
+def _finish_chunk(masks: list[_Mask], o: SynthesisOptions, work: Path, generator_id: str, totals: dict, bar,
+                  task) -> None:
+    """Select, write accepted cases and contact-sheet rows, then the item files (the commit point) of a chunk.
+    Each item's `seconds` is its share of the wall time since the previous chunk finished."""
+    records = [_select_and_write(m, o, work, generator_id) for m in masks]
+    now = time.perf_counter()
+    for r in records:
+        r["seconds"] = (now - totals["mark"]) / len(records)
+        write_text_atomic(json.dumps(r, sort_keys=True, indent=1), work / "items" / f"{r['source_case']}.json")
+        totals["acc"] += len(r["accepted"])
+        totals["cand"] += len(r["candidates"])
+    totals["mark"] = now
+    rate = f"{totals['acc'] / totals['cand']:.0%}" if totals["cand"] else "-"
+    bar.update(task, advance=len(records), acc=totals["acc"], cand=totals["cand"], rate=rate)
+
+
+def _select_and_write(m: _Mask, o: SynthesisOptions, work: Path, generator_id: str) -> dict:
+    record, s, images, scores = m.record, m.item.source, m.images, m.scores
+    record["generator"] = generator_id
+    if record["skipped"] is not None:
+        return record
+    if record["filter"] == "none":
         kept, relaxed = list(range(len(images)))[: o.samples_per_mask], False
     else:
         sel = select(scores, o.thresholds, o.samples_per_mask, o.relax, o.relax_keep)
         kept, relaxed = sel.kept, sel.relaxed
-    for t, (sc, sd) in enumerate(zip(scores, item.seeds, strict=False)):
-        record["candidates"].append({"try": t, "seed": sd, **sc.to_dict(), "passed": passes(sc, o.thresholds),
-                                     "accepted": t in kept})
+    for t, sc in enumerate(scores):
+        record["candidates"].append({"try": t, "seed": m.item.seeds[t], **sc.to_dict(),
+                                     "passed": passes(sc, o.thresholds), "accepted": t in kept})
     for j, t in enumerate(kept):
         case = f"syn_{s.case}_k{j}"
-        write_image(denormalize_slice(images[t], info), geometry, work / "imagesTr" / f"{case}_0000.nii.gz")
-        write_image(label, geometry, work / "labelsTr" / f"{case}.nii.gz")
-        record["accepted"].append({"case": case, "try": t, "seed": item.seeds[t], "relaxed": relaxed})
+        write_image(denormalize_slice(images[t], m.info), m.geometry, work / "imagesTr" / f"{case}_0000.nii.gz")
+        write_image(m.label, m.geometry, work / "labelsTr" / f"{case}.nii.gz")
+        record["accepted"].append({"case": case, "try": t, "seed": m.item.seeds[t], "relaxed": relaxed})
     record["relaxed"] = relaxed and bool(kept)
 
     def row(t: int, verdict: str) -> None:
         text = "\n".join([f"{s.case} try {t} {verdict}"] + [f"{k[:10]} iou {v.iou:.2f} c {v.conf:.2f}"
                                                              for k, v in scores[t].organs.items()]
                          + [f"unrequested {k}" for k in scores[t].unrequested])
-        png = render_row(x, label_n, images[t], scores[t].prediction, text)
+        png = render_row(m.x, m.label_n, images[t], scores[t].prediction, text)
         write_bytes_atomic(png_bytes(png), work / "rows" / f"{s.case}_{verdict[:3]}.png")
 
     if kept:
@@ -263,8 +379,6 @@ def _process_one(item: MaskItem, pipe, filt, labels, modality, o: SynthesisOptio
     rejected = [t for t in range(len(images)) if t not in kept]
     if rejected:
         row(rejected[0], "rejected")
-    record["seconds"] = time.perf_counter() - start
-    write_text_atomic(json.dumps(record, sort_keys=True, indent=1), work / "items" / f"{s.case}.json")
     return record
 
 

@@ -1,0 +1,138 @@
+"""Synthesis profiles: MRGen's reference settings, and the fast default.
+
+    reference  MRGen as released: fp32, DDIM 50 steps, CFG 7, 20 candidates per mask generated in batches of 10
+               (one mask per batch), no early stop, SAM2 re-encodes the image once per organ, then select.
+    fast       DPM-Solver++ 20 steps, CFG 7 in one UNet call (cond + uncond stacked), candidates of up to 4 masks (8 per call; raise both on a GPU)
+               in one generator call, early stop per mask once `samples_per_mask` candidates passed, SAM2 encodes
+               each image once (batched), filtering of one batch overlapped with generating the next (background
+               thread), bf16 autocast and channels_last on CUDA only, SDPA attention, optional torch.compile.
+
+A profile only fills the options left unset (None): explicit flags win. Seeds are per (mask, try) and a batch's
+composition depends only on the manifest and the profile (masks are batched in fixed consecutive chunks), so a
+profile gives the same output for the same seed, resumed or sharded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+import numpy as np
+import torch
+
+from mrgen_nnunet.errors import MRGenError
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The settings a profile fills in (names = SynthesisOptions fields)."""
+
+    steps: int
+    scheduler: str  # "ddim" | "dpm"
+    guidance: float
+    max_tries: int  # candidates per mask at most
+    batch_size: int  # candidates per generator call
+    masks_per_batch: int  # masks whose candidates may share one generator call (1 = MRGen)
+    early_stop: bool  # stop generating for a mask once samples_per_mask candidates passed
+    sam2_encode: str  # "organ" (MRGen: set_image once per organ) | "image" (once per image, batched)
+    overlap: bool  # filter batch i in a background thread while batch i+1 is generated
+    mixed_precision: bool  # bf16 autocast + channels_last, CUDA only (CPU stays fp32)
+    compile: bool  # torch.compile the UNet and ControlNet
+
+
+PROFILES = {
+    "reference": Profile(steps=50, scheduler="ddim", guidance=7.0, max_tries=20, batch_size=10, masks_per_batch=1,
+                         early_stop=False, sam2_encode="organ", overlap=False, mixed_precision=False, compile=False),
+    "fast": Profile(steps=20, scheduler="dpm", guidance=7.0, max_tries=20, batch_size=8, masks_per_batch=4,
+                    early_stop=True, sam2_encode="image", overlap=True, mixed_precision=True, compile=False),
+}
+SAM2_ENCODE = ("organ", "image")
+
+
+def get_profile(name: str) -> Profile:
+    """The profile called `name`; MRGenError listing the known ones otherwise."""
+    if name not in PROFILES:
+        raise MRGenError(f"unknown profile {name!r}", "--profile", f"use one of {', '.join(PROFILES)}")
+    return PROFILES[name]
+
+
+def resolve_profile(options):
+    """`options` (a SynthesisOptions) with every field that is None filled from `options.profile`."""
+    profile = asdict(get_profile(options.profile))
+    filled = {f.name: profile[f.name] for f in fields(options) if f.name in profile and getattr(options, f.name) is None}
+    resolved = replace(options, **filled)
+    if resolved.sam2_encode not in SAM2_ENCODE:
+        raise MRGenError(f"unknown SAM2 encoding {resolved.sam2_encode!r}", "--sam2-encode",
+                         f"use one of {', '.join(SAM2_ENCODE)}")
+    if resolved.masks_per_batch < 1:
+        raise MRGenError("--masks-per-batch must be >= 1", "--masks-per-batch", "use 1 (MRGen) or more")
+    return resolved
+
+
+def prepare_pipeline(pipe, device: str, mixed_precision: bool, compile: bool) -> None:
+    """Speed settings on a loaded MRGenPipeline, in place: SDPA attention everywhere; on CUDA with
+    `mixed_precision`, channels_last memory format; with `compile`, torch.compile of UNet and ControlNet."""
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    for model in (pipe.unet, pipe.controlnet, pipe.vae):
+        if model is not None:
+            model.set_attn_processor(AttnProcessor2_0())
+    if mixed_precision and device.startswith("cuda"):
+        for model in (pipe.unet, pipe.controlnet, pipe.vae):
+            model.to(memory_format=torch.channels_last)
+    if compile:
+        pipe.unet = torch.compile(pipe.unet)
+        pipe.controlnet = torch.compile(pipe.controlnet)
+
+
+def autocast(device: str, mixed_precision: bool):
+    """bf16 autocast on CUDA when `mixed_precision`, else a no-op context (CPU stays fp32)."""
+    enabled = mixed_precision and device.startswith("cuda")
+    return torch.autocast("cuda" if enabled else "cpu", dtype=torch.bfloat16, enabled=enabled)
+
+
+class PerOrganSAM2:
+    """MRGen's way of running the SAM2 filter, for the reference profile: for every candidate and every organ the
+    image is encoded again (`set_image`), then the organ is prompted. Same scores as `SAM2Filter` (which encodes
+    each image once, batched), at one encoder pass per organ instead of one per image.
+
+    `inner`: a `SAM2Filter`; its predictor, prompt kind, `name` and `id` are used.
+    """
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.predictor = inner.predictor
+        self.name, self.id = inner.name, inner.id
+
+    @torch.no_grad()
+    def score(self, images: np.ndarray, label_maps: np.ndarray, labels: dict[str, int],
+              pixel_spacing: list[float] | None = None) -> list:
+        """images (B, N, N) float32 in [-1, 1], label_maps (B, N, N) uint8 -> one CandidateScores per image."""
+        from mrgen_nnunet.filtering.sam2_filter import box_prompt, mask_prompt, to_sam2_rgb
+        from mrgen_nnunet.filtering.selection import CandidateScores, OrganScore, iou
+
+        prompt = self.inner.prompt
+        results = []
+        for image, label_map in zip(images, label_maps, strict=True):
+            prediction = np.zeros(label_map.shape, np.uint8)
+            organ_scores = {}
+            for name, value in labels.items():
+                target = label_map == value
+                if value == 0 or not target.any():
+                    continue
+                self.predictor.set_image(to_sam2_rgb(image))  # MRGen: one encoder pass per organ
+                masks, scores, _ = self.predictor.predict(
+                    box=box_prompt(target) if "box" in prompt else None,
+                    mask_input=mask_prompt(target) if "mask" in prompt else None, multimask_output=True)
+                best = int(np.argmax(scores))
+                chosen = masks[best] > 0
+                organ_scores[name] = OrganScore(iou(chosen, target), float(np.clip(scores[best], 0.0, 1.0)))
+                prediction[chosen & (prediction == 0)] = value
+            results.append(CandidateScores(organ_scores, {}, prediction))
+        return results
+
+
+def filter_for_profile(filt, sam2_encode: str):
+    """The filter as the options ask: a SAM2 filter is wrapped in `PerOrganSAM2` for `sam2_encode == "organ"`."""
+    if filt.name == "sam2" and sam2_encode == "organ":
+        return PerOrganSAM2(filt)
+    return filt
