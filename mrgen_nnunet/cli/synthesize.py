@@ -12,14 +12,25 @@ from mrgen_nnunet.errors import MRGenError
 
 
 def _shard(text: str | None) -> tuple[int, int]:
-    """`--shard i/n`, else RANK/WORLD_SIZE from `accelerate launch`/torchrun, else 0/1."""
+    """`--shard i/n`, else RANK/WORLD_SIZE (`accelerate launch --multi_gpu`, torchrun), else the MPI rank/size
+    (`accelerate launch --cpu --mpirun_hostfile`: Open MPI or MPICH/Intel MPI), else 0/1."""
     if text:
         try:
             i, n = (int(v) for v in text.split("/"))
         except ValueError:
             raise MRGenError(f"invalid --shard {text!r}", "--shard", "use i/n, e.g. 0/4") from None
         return i, n
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    for rank, size in (("RANK", "WORLD_SIZE"), ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"), ("PMI_RANK", "PMI_SIZE")):
+        if rank in os.environ:
+            return int(os.environ[rank]), int(os.environ.get(size, 1))
+    return 0, 1
+
+
+def _device(device: str) -> str:
+    """`cuda` under a multi-process launcher -> this process's GPU, `cuda:LOCAL_RANK`."""
+    if device == "cuda" and "LOCAL_RANK" in os.environ:
+        return f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    return device
 
 
 def synthesize(
@@ -77,6 +88,6 @@ def synthesize(
         sam2_checkpoint=None if sam2_checkpoint is None else str(sam2_checkpoint), sam2_prompt=sam2_prompt,
         filter_model=None if filter_model is None else str(filter_model),
         thresholds=Thresholds(iou, conf, mean_iou, mean_conf, min_foreground), shard=i, num_shards=n,
-        force=force, device=device)
+        force=force, device=_device(device))
     summary = run(options)
     typer.echo(json.dumps(summary.to_dict(), indent=1))

@@ -451,6 +451,8 @@ def _take_lock(lock: Path) -> bool:
     host = socket.gethostname()
     try:
         lock.mkdir()
+    except FileNotFoundError:  # another shard has published the dataset meanwhile (the work folder is gone)
+        return False
     except FileExistsError:
         owners = [p.name.rsplit("-", 1) for p in lock.iterdir()] if lock.is_dir() else []
         if any(h != host or not pid.isdigit() or _alive(int(pid)) for h, pid in owners):
