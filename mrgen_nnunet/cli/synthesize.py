@@ -68,6 +68,9 @@ def synthesize(
     shard: str | None = typer.Option(None, "--shard", help="i/n: this process's share [default: RANK/WORLD_SIZE]."),
     device: str = typer.Option("cpu", "--device"),
     force: bool = typer.Option(False, "--force", help="Replace an existing dataset with this id."),
+    backend: str = typer.Option("local", "--backend", help="local | ray (Ray Data actor pool; extra [ray])."),
+    workers: int = typer.Option(1, "--workers", help="--backend ray: actors, one per device."),
+    ray_address: str | None = typer.Option(None, "--ray-address", help="--backend ray: cluster address [default: local]."),
 ) -> None:
     """Turn every labelled source slice into target-sequence images, keep those the filter accepts, write an nnU-Net dataset."""
     from mrgen_nnunet.filtering.selection import Thresholds
@@ -89,5 +92,12 @@ def synthesize(
         filter_model=None if filter_model is None else str(filter_model),
         thresholds=Thresholds(iou, conf, mean_iou, mean_conf, min_foreground), shard=i, num_shards=n,
         force=force, device=_device(device))
-    summary = run(options)
+    if backend not in ("local", "ray"):
+        raise MRGenError(f"unknown backend {backend!r}", "--backend", "use local or ray")
+    if backend == "ray":
+        from mrgen_nnunet.synthesis.ray_backend import synthesize_ray
+
+        summary = synthesize_ray(options, workers=workers, address=ray_address)
+    else:
+        summary = run(options)
     typer.echo(json.dumps(summary.to_dict(), indent=1))
