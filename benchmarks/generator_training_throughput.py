@@ -1,9 +1,10 @@
 """Steps/s of each generator training stage (autoencoder, text, mask) of `mrgen_nnunet.generator.train`, with and
 without gradient checkpointing and bf16 mixed precision, at several resolutions; peak RSS per configuration.
 
-Every (resolution, variant, stage) runs in a fresh subprocess (so its peak RSS is its own) that calls the real
-stage function `--repeats` times, each into its own generator folder (the text stage reads that folder's VAE, the
-mask stage its UNet). The rate of one run is read from the per-step wall times the training loop logs to
+Every (resolution, stage) runs in a fresh subprocess that calls the real stage function `--repeats` times per
+variant, variants interleaved (repeat 1 of each variant, then repeat 2, ...) so machine load hits them alike, each
+run into its own generator folder (the text stage reads that folder's VAE, the mask stage its UNet). Peak RSS is
+that subprocess's (all variants of the stage; at the tiny preset it is dominated by the libraries). The rate of one run is read from the per-step wall times the training loop logs to
 tensorboard: (steps - 1) / (t_last - t_first), i.e. without the first (warm-up) step, data loading, model building
 and the final validation grid. Reported: the median over repeats. Data: MS-CMRSeg bSSFP (labelled) + LGE
 (unlabelled) patients 1-2 when `--data` exists, else the built-in phantom in the same layout.
@@ -48,26 +49,30 @@ def step_rate(log_dir: Path, stage: str) -> float:
 
 
 def worker(spec: dict) -> dict:
-    """Run one stage `repeats` times (folders rep0.. under spec['root']); steps/s per run and this process's peak RSS."""
+    """Run one stage `repeats` times per variant, interleaved (folders <root>/<variant>/rep<r>); steps/s per run
+    {variant: [...]} and this process's peak RSS."""
     import torch
+    from accelerate.state import AcceleratorState
 
     from mrgen_nnunet.generator.train import TrainOptions, train_autoencoder, train_mask, train_text
 
     torch.set_num_threads(spec["threads"])
-    gc, mp = VARIANTS[spec["variant"]]
-    rates = []
+    rates = {v: [] for v in spec["variants"]}
     for r in range(spec["repeats"]):
-        out = Path(spec["root"]) / f"rep{r}"
-        opts = TrainOptions(steps=spec["steps"], batch_size=spec["batch_size"], seed=r, mixed_precision=mp,
-                            gradient_checkpointing=gc, cpu=True, quiet=True)
-        args = (spec["index"], out, "tiny", spec["resolution"])
-        if spec["stage"] == "autoencoder":
-            train_autoencoder(*args, options=opts)
-        elif spec["stage"] == "text":
-            train_text(*args, options=opts)
-        else:
-            train_mask(spec["index"], out, "LGE", "tiny", spec["resolution"], options=opts)
-        rates.append(step_rate(out / "logs" / spec["stage"], spec["stage"]))
+        for variant in spec["variants"]:
+            gc, mp = VARIANTS[variant]
+            AcceleratorState._reset_state(reset_partial_state=True)  # a process-wide singleton: allow another precision
+            out = Path(spec["root"]) / variant / f"rep{r}"
+            opts = TrainOptions(steps=spec["steps"], batch_size=spec["batch_size"], seed=r, mixed_precision=mp,
+                                gradient_checkpointing=gc, cpu=True, quiet=True)
+            args = (spec["index"], out, "tiny", spec["resolution"])
+            if spec["stage"] == "autoencoder":
+                train_autoencoder(*args, options=opts)
+            elif spec["stage"] == "text":
+                train_text(*args, options=opts)
+            else:
+                train_mask(spec["index"], out, "LGE", "tiny", spec["resolution"], options=opts)
+            rates[variant].append(step_rate(out / "logs" / spec["stage"], spec["stage"]))
     return {"steps_per_s": rates, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -89,21 +94,20 @@ def run(args) -> dict:
     index = build_index(args.data, root)
     rows = []
     for res in args.resolutions:
-        for variant in args.variants:
-            for stage in STAGES:  # in order: text reads the VAE, mask the UNet of the same rep folder
-                spec = {"index": str(index), "root": str(root / f"{res}px" / variant), "stage": stage,
-                        "variant": variant, "resolution": res, "steps": args.steps, "repeats": args.repeats,
-                        "batch_size": args.batch_size, "threads": args.threads}
-                t0 = time.perf_counter()
-                proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True,
-                                      text=True, check=False)
-                if proc.returncode != 0:
-                    raise SystemExit(f"worker failed ({stage} {variant} {res}px):\n{proc.stderr[-3000:]}")
-                got = json.loads(proc.stdout.strip().splitlines()[-1])
+        for stage in STAGES:  # in order: text reads the VAE, mask the UNet of the same rep folder
+            spec = {"index": str(index), "root": str(root / f"{res}px"), "stage": stage, "variants": args.variants,
+                    "resolution": res, "steps": args.steps, "repeats": args.repeats, "batch_size": args.batch_size,
+                    "threads": args.threads}
+            proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True,
+                                  text=True, check=False)
+            if proc.returncode != 0:
+                raise SystemExit(f"worker failed ({stage} {res}px):\n{proc.stderr[-3000:]}")
+            got = json.loads(proc.stdout.strip().splitlines()[-1])
+            for variant in args.variants:
+                runs = got["steps_per_s"][variant]
                 row = {"resolution": res, "variant": variant, "stage": stage,
-                       "steps_per_s_median": round(statistics.median(got["steps_per_s"]), 3),
-                       "steps_per_s_runs": [round(v, 3) for v in got["steps_per_s"]],
-                       "peak_rss_mib": round(got["peak_rss_mib"]), "wall_s": round(time.perf_counter() - t0, 1)}
+                       "steps_per_s_median": round(statistics.median(runs), 3),
+                       "steps_per_s_runs": [round(v, 3) for v in runs], "peak_rss_mib": round(got["peak_rss_mib"])}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     for row in rows:  # speed relative to fp32 without checkpointing, same stage and resolution
@@ -121,7 +125,8 @@ def run(args) -> dict:
 def to_markdown(res: dict) -> str:
     lines = [f"# Generator training throughput ({res['date']})", "",
              f"{res['machine']}; preset `{res['preset']}`, batch {res['batch_size']}, {res['steps_per_run']} steps "
-             f"per run, median of {res['repeats']} runs (first step excluded); data: {res['data']}.", "",
+             f"per run, median of {res['repeats']} interleaved runs (first step excluded); data: {res['data']}. "
+             "Peak RSS: the process running all variants of one stage.", "",
              "| res | variant | stage | steps/s | vs fp32 | peak RSS MiB |", "|---|---|---|---|---|---|"]
     for r in res["rows"]:
         lines.append(f"| {r['resolution']} | {r['variant']} | {r['stage']} | {r['steps_per_s_median']} | "

@@ -165,3 +165,19 @@ def read_json_line(line: str) -> dict:
     import json
 
     return json.loads(line)
+
+
+def test_cli_backend_errors_are_one_line(tmp_path, capsys):
+    from mrgen_nnunet.cli.main import main
+
+    raw = tmp_path / "raw"
+    make_source_dataset(raw, n_patients=1, slices=2)
+    base = ["synthesize", "--target", "LGE", "--source", "101", "--generator", str(tmp_path), "--out-raw", str(raw),
+            "--out-dataset", "502", "--filter", "none"]
+    assert main(base + ["--backend", "spark"]) != 0
+    err = capsys.readouterr().err
+    assert err.startswith("mrgen-nnunet: error: unknown backend 'spark'") and err.count("\n") == 1
+    assert main(base + ["--backend", "ray", "--shard", "0/2"]) != 0
+    err = capsys.readouterr().err
+    assert "--backend ray shards the manifest itself" in err and err.count("\n") == 1
+    assert not list(raw.glob("Dataset502_*")) and not list(raw.glob(".mrgen-partial-*"))
