@@ -86,12 +86,14 @@ def build_inputs(data: Path | None, work: Path, n_masks: int, train_steps: int, 
     return source, Path(generator), name
 
 
-def run_profile(profile: str, source: Path, generator: Path, pipe, filt, out_raw: Path, dataset_id: int) -> dict:
+def run_profile(profile: str, source: Path, generator: Path, pipe, filt, out_raw: Path, dataset_id: int,
+                max_tries: int | None) -> dict:
     from mrgen_nnunet.filtering.selection import Thresholds
     from mrgen_nnunet.synthesis.run import SynthesisOptions, synthesize
 
     o = SynthesisOptions(target="LGE", source=str(source), generator=str(generator), out_raw=str(out_raw),
                          out_dataset=dataset_id, name=profile, profile=profile, samples_per_mask=2, seed=0,
+                         max_tries=max_tries,
                          filter="sam2", thresholds=Thresholds(**ZERO), progress=False)
     with PeakRSS() as mem:
         start = time.perf_counter()
@@ -139,6 +141,7 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=30)
     parser.add_argument("--masks", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--max-tries", type=int, default=None, help="smoke runs only (default: the profiles' 20)")
     parser.add_argument("--scaling-masks", type=int, default=8, help="masks for the 1 vs 2 worker run (0: skip)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "synthesis_throughput")
     parser.add_argument("--workdir", type=Path, default=None)
@@ -162,15 +165,29 @@ def main() -> None:
     predictor.model.forward_image = lambda x: (encoded.append(x.shape[0]), forward_image(x))[1]
     filt = SAM2Filter(predictor)
 
+    scale = None
+    if args.scaling_masks:  # first: short, and independent of the profile comparison
+        ckpt = work / "sam2_random_tiny.pt"
+        torch.save({"model": predictor.model.state_dict()}, ckpt)
+        scale_source, _, _ = build_inputs(args.data, work / "scale_inputs", args.scaling_masks, 0, generator)
+        scale = scaling(scale_source, generator, work, ckpt, masks_per_batch=max(1, args.scaling_masks // 4))
+        print(json.dumps(scale), flush=True)
+
     runs = []
     for r in range(args.repeats):  # interleaved, order alternating, so machine load hits both alike
         for k, profile in enumerate(("reference", "fast") if r % 2 == 0 else ("fast", "reference")):
             encoded.clear()
-            res = run_profile(profile, source, generator, pipe, filt, work / f"r{r}{profile}", 700 + 2 * r + k)
+            res = run_profile(profile, source, generator, pipe, filt, work / f"r{r}{profile}", 700 + 2 * r + k,
+                              args.max_tries)
             res["encoder_images"], res["repeat"] = sum(encoded), r
             runs.append(res)
             print(json.dumps(res), flush=True)
+            if len({x["profile"] for x in runs}) == 2:  # results so far, rewritten after every run
+                write(args, runs, scale, data_name, torch)
+    print(args.out.with_suffix(".md").read_text(encoding="utf-8"))
 
+
+def write(args, runs: list[dict], scale: dict | None, data_name: str, torch) -> None:
     def med(profile, key):
         return statistics.median(x[key] for x in runs if x["profile"] == profile)
 
@@ -178,31 +195,24 @@ def main() -> None:
             "accepted", "encoder_images")
     table = {p: {k: med(p, k) for k in keys} for p in ("reference", "fast")}
     ratio = {k: table["fast"][k] / table["reference"][k] for k in ("accepted_per_s", "candidates_per_s")}
-    scale = None
-    if args.scaling_masks:
-        ckpt = work / "sam2_random_tiny.pt"
-        torch.save({"model": predictor.model.state_dict()}, ckpt)
-        scale_source, _, _ = build_inputs(args.data, work / "scale_inputs", args.scaling_masks, 0, generator)
-        scale = scaling(scale_source, generator, work, ckpt, masks_per_batch=max(1, args.scaling_masks // 4))
-        print(json.dumps(scale), flush=True)
-
     result = {"date": date.today().isoformat(), "machine": f"2-core CPU dev machine (shared), {platform.machine()}, "
               f"torch {torch.__version__}, torch threads {torch.get_num_threads()}",
-              "load_average_at_end": os.getloadavg(), "data": data_name, "masks": args.masks,
+              "load_average": os.getloadavg(), "data": data_name, "masks": args.masks,
               "generator": "tiny preset, 64 px" if args.generator is None else str(args.generator),
               "filter": "SAM2 tiny, random-initialised, thresholds 0 (every scored candidate passes)",
-              "repeats": args.repeats, "median": table, "ratio_fast_over_reference": ratio, "runs": runs,
+              "repeats": min(sum(x["profile"] == p for x in runs) for p in ("reference", "fast")),
+              "max_tries": args.max_tries or 20, "median": table, "ratio_fast_over_reference": ratio, "runs": runs,
               "scaling": scale}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=1), encoding="utf-8")
     args.out.with_suffix(".md").write_text(markdown(result), encoding="utf-8")
-    print(markdown(result))
 
 
 def markdown(r: dict) -> str:
     m = r["median"]
     lines = [f"Synthesis throughput, {r['date']}, {r['machine']}; {r['data']}, {r['masks']} masks, "
-             f"{r['generator']}, {r['filter']}; medians of {r['repeats']} interleaved repeats.", "",
+             f"{r['generator']}, {r['filter']}, max {r['max_tries']} candidates per mask; medians of {r['repeats']} "
+             "interleaved repeats.", "",
              "| profile | accepted slices/s | candidates/s | acceptance | candidates | SAM2 encoder images | "
              "seconds | peak RSS MiB |", "|---|---|---|---|---|---|---|---|"]
     for p in ("reference", "fast"):
@@ -215,7 +225,7 @@ def markdown(r: dict) -> str:
               f"candidates/s {q['candidates_per_s']:.1f}x."]
     if r["scaling"]:
         s = r["scaling"]
-        lines += ["", f"accelerate launch --cpu, fast profile, {s['masks']} masks: 1 worker {s['workers_1_s']:.1f} s, "
+        lines += ["", f"accelerate launch (OMP_NUM_THREADS=1 per worker), fast profile, {s['masks']} masks: 1 worker {s['workers_1_s']:.1f} s, "
                   f"2 workers {s['workers_2_s']:.1f} s (speed-up {s['speedup']:.2f}x, efficiency "
                   f"{s['efficiency']:.0%}); same accepted files: {s['same_output']}."]
     return "\n".join(lines) + "\n"
