@@ -165,3 +165,16 @@ def test_sam2_encodes_once_per_organ_in_reference_and_once_per_image_in_fast(tmp
         for organ in a:
             assert a[organ]["iou"] == pytest.approx(b[organ]["iou"], abs=1e-3)
             assert a[organ]["conf"] == pytest.approx(b[organ]["conf"], abs=1e-3)
+
+
+def test_cli_unknown_profile_is_a_one_line_error(source_raw, capsys):
+    from mrgen_nnunet.cli.main import main
+
+    args = ["synthesize", "--target", "LGE", "--source", "101", "--generator", str(source_raw), "--out-raw",
+            str(source_raw), "--out-dataset", "530", "--filter", "none"]
+    assert main([*args, "--profile", "turbo"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mrgen-nnunet: error: unknown profile 'turbo'") and err.count("\n") == 1
+    assert main([*args, "--profile", "reference", "--sam2-encode", "twice"]) == 1
+    assert "unknown SAM2 encoding 'twice'" in capsys.readouterr().err
+    assert not any(p.name.startswith((".mrgen", "Dataset530")) for p in source_raw.iterdir())
