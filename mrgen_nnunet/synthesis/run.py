@@ -7,8 +7,10 @@ Work happens in a hidden folder `raw_root/.mrgen-partial-DatasetNNN_NAME/` (invi
     items/<case>.json       one per finished source mask: its candidates, scores, accepted cases (the commit point)
     rows/<case>_{acc,rej}.png  contact-sheet rows
 
-A source mask is done when its item file exists; a re-run skips done masks and redoes the others from scratch
-with the same seeds and batches, so the result is identical to an uninterrupted run. When every mask of the
+A source mask is done when its item file exists. Masks are batched in fixed chunks of `masks_per_batch`
+consecutive manifest items (the unit of batching, sharding and resume): a re-run skips chunks whose masks are all
+done and redoes the others from scratch with the same seeds and batches, so the result is identical to an
+uninterrupted run (at the same torch thread count). Settings left None come from the profile (profiles.py). When every mask of the
 manifest is done (all shards), dataset.json, provenance.jsonl, summary.json and contact_sheet.png are written and
 the folder is renamed to `DatasetNNN_NAME` (an existing dataset is replaced only with `force`).
 """
