@@ -44,18 +44,24 @@ ROW_PARTS = {
 FOLD = 0
 
 
+PARTS = ("synthetic", "labelmap", "remap")  # generated/randomised datasets that rows are merged from
+
+
 @dataclass
 class Ids:
-    """Dataset ids of one benchmark, from `first`: shared datasets, then a block of 10 per seed."""
+    """Dataset ids of one benchmark, from `first`: shared datasets, then a block of 10 per seed:
+    the 3 parts, then the 7 rows (a row made of one dataset reuses that dataset and leaves its id unused)."""
 
     first: int
 
     def shared(self, what: str) -> int:
         return self.first + ("source", "target", "test").index(what)
 
-    def per_seed(self, what: str, seed_index: int) -> int:
-        order = ("synthetic", "labelmap", "remap") + tuple(ROW_PARTS)
-        return self.first + 10 * (seed_index + 1) + order.index(what)
+    def part(self, what: str, seed_index: int) -> int:
+        return self.first + 10 * (seed_index + 1) + PARTS.index(what)
+
+    def row(self, what: str, seed_index: int) -> int:
+        return self.first + 10 * (seed_index + 1) + len(PARTS) + tuple(ROW_PARTS).index(what)
 
 
 def _log(console, text: str) -> None:
@@ -233,13 +239,13 @@ def run_benchmark(cfg: BenchmarkConfig, console=None) -> tuple[list[RowResult], 
             _log(console, f"synthesising the target sequence from the source labels (seed {seed}, "
                           f"filter: {cfg.filter})")
             parts["synthetic"] = timed("synthesize", _synthesize, cfg, source, generator, target_modality, raw,
-                                       ids.per_seed("synthetic", k), seed, env)
+                                       ids.part("synthetic", k), seed, env)
         for style in ("labelmap", "remap"):
             if any(style in r for r in cfg.rows):
-                parts[style] = timed("augment", _augmented, source, raw, ids.per_seed(style, k), style,
+                parts[style] = timed("augment", _augmented, source, raw, ids.part(style, k), style,
                                      cfg.copies, seed)
         for row in cfg.rows:
-            datasets[(row, seed)] = timed("merge", _row_dataset, row, parts, raw, ids.per_seed(row, k),
+            datasets[(row, seed)] = timed("merge", _row_dataset, row, parts, raw, ids.row(row, k),
                                           cfg.real_to_synthetic_ratio, seed)
 
     _log(console, f"planning once on {source.name} ({cfg.spacing_mm or 'native'} mm in-plane), copying the plan")

@@ -48,7 +48,9 @@ class nnUNetTrainerMRGen(nnUNetTrainer):
             with open(splits_file, encoding="utf-8") as f:
                 splits = json.load(f)
             leaked = validation_has_synthetic(splits, self.mrgen_synthetic)
-            if leaked:
+            # a synthetic-only dataset has nothing else to validate on (patient_splits does the same)
+            has_real = any(c not in self.mrgen_synthetic for c in self.mrgen_patients)
+            if leaked and has_real:
                 raise MRGenError(f"splits_final.json validates on {len(leaked)} synthetic case(s), e.g. {leaked[0]!r}",
                                  splits_file, "delete it; nnUNetTrainerMRGen then writes a patient-grouped real-only split")
             self.print_to_log_file("Using splits from existing split file:", splits_file)

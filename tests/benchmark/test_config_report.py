@@ -69,3 +69,21 @@ def test_summary_mean_sd_table_and_plot(tmp_path):
     assert paths["plot"].stat().st_size > 1000
     data = json.loads(paths["json"].read_text(encoding="utf-8"))
     assert len(data["runs"]) == 3 and data["runs"][2]["mean_dice"] == pytest.approx(0.8)
+
+
+def test_dataset_ids_of_parts_rows_and_seeds_never_collide():
+    # a row made of source + randomised copies must not reuse the id of the copies-only part (a past bug: the
+    # 'remap' row trained on the copies alone)
+    from mrgen_nnunet.benchmark.protocol import PARTS, ROW_PARTS, Ids
+
+    ids = Ids(700)
+    used = [ids.shared(w) for w in ("source", "target", "test")]
+    for k in range(3):
+        used += [ids.part(p, k) for p in PARTS] + [ids.row(r, k) for r in ROW_PARTS]
+    assert len(used) == len(set(used))
+    assert ids.row("remap", 0) not in {ids.part(p, 0) for p in PARTS}
+
+
+def test_cpu_config_has_every_row():
+    cfg = load_config(REPO / "benchmarks" / "configs" / "mscmrseg_cpu.toml")
+    assert list(cfg.rows) == list(ROWS) and patient_list(cfg.test) == [21, 22, 23, 24, 25]

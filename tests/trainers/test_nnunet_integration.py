@@ -81,6 +81,14 @@ def test_trainer_split_sampling_and_plain_fallback(planned, monkeypatch):
         (pre / "splits_final.json").write_text(json.dumps([{"train": tr_keys, "val": sorted(synthetic)}]))
         with pytest.raises(MRGenError, match="validates on .* synthetic case"):
             trainer.do_split()
+        # a synthetic-only dataset (the MRGen protocol row) validates on synthetic cases: nnU-Net calls do_split
+        # again for its final validation, which must accept the split the first call wrote
+        (pre / "splits_final.json").unlink()
+        only = json.loads(json.dumps(dataset_json))
+        only["mrgen"]["synthetic_cases"] = sorted(only["mrgen"]["patients"])
+        synthetic_only = _trainer(pre, only)
+        first = synthetic_only.do_split()
+        assert first[1] and synthetic_only.do_split() == first
     finally:
         (pre / "splits_final.json").write_text(original)
 
