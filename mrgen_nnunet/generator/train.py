@@ -8,7 +8,7 @@
 `train_generator` runs all three. One code path for every dataset pair; accelerate handles device, mixed
 precision and gradient accumulation. Checkpoints: `out_dir/checkpoints/<stage>/step_<N>/`; `resume=True`
 continues from the newest one. Losses go to tensorboard (`out_dir/logs`) and `out_dir/logs/<stage>_loss.csv`;
-validation grids to `out_dir/validation/<stage>_step<N>.png`.
+validation grids to `out_dir/validation/<stage>_step<N>.png`; a loss plot beside the CSV.
 """
 
 from __future__ import annotations
@@ -152,6 +152,29 @@ def save_grid(images: torch.Tensor, path: Path, nrow: int = 4) -> Path:
     return path
 
 
+def save_loss_plot(csv: Path, path: Path, window: int = 50) -> Path:
+    """PNG of a `step,loss` CSV: the raw loss and its running mean over `window` steps (log scale)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [ln.split(",") for ln in csv.read_text(encoding="utf-8").splitlines()[1:] if ln]
+    steps, loss = np.array([int(r[0]) for r in rows]), np.array([float(r[1]) for r in rows])
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(steps, loss, lw=0.5, alpha=0.4, label="loss")
+    if len(loss) >= window:
+        ax.plot(steps[window - 1:], np.convolve(loss, np.ones(window) / window, "valid"), label=f"mean of {window}")
+    ax.set(xlabel="step", ylabel="loss", yscale="log", title=csv.stem)
+    ax.legend()
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
 def _loop(stage: str, out_dir: Path, preset: Preset, index_path, model, loss_fn, validate, opts: TrainOptions):
     """The shared loop: AdamW on `model`'s trainable parameters, `loss_fn(rng) -> scalar` per micro-batch."""
     accelerator = _accelerator(out_dir, opts)
@@ -199,6 +222,7 @@ def _loop(stage: str, out_dir: Path, preset: Preset, index_path, model, loss_fn,
                 model.train()
     accelerator.end_training()
     write_text_atomic("\n".join(lines) + "\n", csv)
+    save_loss_plot(csv, csv.with_suffix(".png"))
     model = accelerator.unwrap_model(model).eval()
     save_grid(validate(model), out_dir / "validation" / f"{stage}_step{opts.steps}.png")
     return model

@@ -24,6 +24,7 @@ def test_all_stages_leave_a_complete_folder_with_finite_losses(generator_dir):
         losses = [float(r.split(",")[1]) for r in rows]
         assert len(losses) == 3 and np.isfinite(losses).all(), (stage, losses)
         assert (generator_dir / "validation" / f"{stage}_step3.png").is_file()
+        assert (generator_dir / "logs" / f"{stage}_loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_save_load_sample_same_seed_same_output(generator_dir):
