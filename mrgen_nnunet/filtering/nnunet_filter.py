@@ -8,6 +8,7 @@ Confidence of an organ = mean softmax probability of that organ over the conditi
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,22 @@ from mrgen_nnunet.errors import MRGenError
 from mrgen_nnunet.filtering.selection import CandidateScores, OrganScore, iou
 
 UNREQUESTED_MIN_FRACTION = 0.002  # an organ outside the mask counts when it covers ≥ 0.2 % of the image
+
+
+@contextlib.contextmanager
+def _mrgen_trainers_findable():
+    """nnU-Net's predictor looks the checkpoint's trainer class up by name in its own package or in the folder
+    named by nnUNet_extTrainer; a model trained with nnUNetTrainerMRGen* must load without that variable."""
+    from nnunetv2.inference import predict_from_raw_data
+
+    from mrgen_nnunet.trainers.training_length import TRAINERS
+
+    original = predict_from_raw_data.recursive_find_trainer_class_by_name
+    predict_from_raw_data.recursive_find_trainer_class_by_name = lambda name: TRAINERS.get(name) or original(name)
+    try:
+        yield
+    finally:
+        predict_from_raw_data.recursive_find_trainer_class_by_name = original
 
 
 class NnUNetFilter:
@@ -44,7 +61,8 @@ class NnUNetFilter:
         predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=False,
                                     perform_everything_on_device=False, device=torch.device(device),
                                     allow_tqdm=False)
-        predictor.initialize_from_trained_model_folder(str(folder), use_folds=(fold,), checkpoint_name=checkpoint)
+        with _mrgen_trainers_findable():
+            predictor.initialize_from_trained_model_folder(str(folder), use_folds=(fold,), checkpoint_name=checkpoint)
         if len(predictor.configuration_manager.patch_size) != 2:
             raise MRGenError("the filter model is not a 2D nnU-Net model", folder, "train the '2d' configuration")
         return cls(predictor, f"{folder.parent.name}/{folder.name}/fold_{fold}")

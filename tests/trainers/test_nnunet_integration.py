@@ -127,6 +127,13 @@ def test_real_clis_train_predict_3d_evaluate(planned, tmp_path):
     assert summary["mean"]["square"]["Dice"] > 0.9  # an easy bright square
     assert all(c["square"]["Dice"] > 0.85 for c in summary["cases"].values())
 
+    # the same model as `synthesize --filter nnunet` model, loaded in-process without nnUNet_extTrainer
+    from mrgen_nnunet.filtering.nnunet_filter import NnUNetFilter
+
+    assert "nnUNet_extTrainer" not in os.environ
+    model = NnUNetFilter.from_folder(Path(env["nnUNet_results"]) / folder.name / f"{TRAINER}__nnUNetPlans__2d")
+    assert model.labels == {"background": 0, "square": 1}
+
 
 def test_segment_train_unknown_trainer_is_one_line(planned, monkeypatch, capsys):
     env, _, _ = planned
