@@ -54,7 +54,8 @@ def _no_temp_files(root: Path) -> list[str]:
 def _syn_args(raw: Path, generator: Path) -> list:
     return ["synthesize", "--target", "LGE", "--source", "101", "--generator", generator, "--out-raw", raw,
             "--out-dataset", 501, "--name", "SYN", "--samples-per-mask", 1, "--max-tries", 2, "--batch-size", 1,
-            "--steps", 3, "--filter", "none", "--seed", 7]
+            "--steps", 3, "--filter", "none", "--seed", 7,
+            "--masks-per-batch", 1]  # one mask per generator call: items finish one by one, room for 5 kills
 
 
 def test_synthesize_survives_random_sigkills(tmp_path, tiny_generator):
