@@ -51,7 +51,12 @@ class SynthesisActor:
     Batch in: {"unit": int array}; out: {"unit", "accepted_so_far", "candidates_so_far"} (over the whole run).
     """
 
-    def __init__(self, options: SynthesisOptions, num_units: int, build=None):
+    def __init__(self, options: SynthesisOptions, num_units: int, build=None, threads: int = 1):
+        import torch
+
+        # the actor's CPU share, whatever OMP_NUM_THREADS the worker inherited: images are bit-identical only at
+        # the same thread count
+        torch.set_num_threads(threads)
         self.options, self.num_units = options, num_units
         self.pipe, self.filt = (build or build_components)(options)
 
@@ -109,7 +114,8 @@ def synthesize_ray(options: SynthesisOptions, workers: int = 1, units_per_worker
         rows = ray.data.from_items([{"unit": u} for u in range(num_units)], override_num_blocks=num_units)
         results = rows.map_batches(
             SynthesisActor, batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers),
-            fn_constructor_kwargs={"options": options, "num_units": num_units, "build": build},
+            fn_constructor_kwargs={"options": options, "num_units": num_units, "build": build,
+                                   "threads": max(1, int(cpus_per_worker))},
             num_cpus=cpus_per_worker, num_gpus=1 if gpu else 0)
         columns = (TextColumn("synthesize (ray)"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    TextColumn("accepted {task.fields[acc]}/{task.fields[cand]} candidates"))
