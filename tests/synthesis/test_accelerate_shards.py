@@ -10,22 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from synthesis_helpers import make_source_dataset, tree_bytes
 
 from mrgen_nnunet.cli.main import main
-
-
-@pytest.fixture(scope="module")
-def generator(tmp_path_factory) -> Path:
-    from test_real_generator import make_index
-
-    from mrgen_nnunet.generator.train import TrainOptions, train_generator
-
-    root = tmp_path_factory.mktemp("gen")
-    train_generator(make_index(root), root / "gen", preset="tiny", target_modality="LGE", steps=2, resolution=32,
-                    options=TrainOptions(batch_size=2, quiet=True, seed=0))
-    return root / "gen"
 
 
 def json_objects(text: str) -> list[dict]:

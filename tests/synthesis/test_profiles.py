@@ -101,18 +101,6 @@ def test_fast_schedule_batches_masks_together_and_stops_early(source_raw):
     assert all(p <= 2 for p in passed) and s2.candidates > s2.accepted  # some failed, none generated past k passes
 
 
-@pytest.fixture(scope="module")
-def generator(tmp_path_factory) -> Path:
-    from test_real_generator import make_index
-
-    from mrgen_nnunet.generator.train import TrainOptions, train_generator
-
-    root = tmp_path_factory.mktemp("gen")
-    train_generator(make_index(root), root / "gen", preset="tiny", target_modality="LGE", steps=2, resolution=32,
-                    options=TrainOptions(batch_size=2, quiet=True, seed=0))
-    return root / "gen"
-
-
 def test_fast_profile_real_generator_valid_dataset_and_rerun_identical(tmp_path, generator):
     from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
 

@@ -78,18 +78,6 @@ def calls(raw: Path) -> int:
 
 
 @pytest.fixture(scope="module")
-def generator(tmp_path_factory) -> Path:
-    from test_real_generator import make_index
-
-    from mrgen_nnunet.generator.train import TrainOptions, train_generator
-
-    root = tmp_path_factory.mktemp("gen")
-    train_generator(make_index(root), root / "gen", preset="tiny", target_modality="LGE", steps=2, resolution=32,
-                    options=TrainOptions(batch_size=2, quiet=True, seed=0))
-    return root / "gen"
-
-
-@pytest.fixture(scope="module")
 def local_ray():
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # actors get `build` without importing tests/
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
