@@ -10,7 +10,7 @@ import typer
 def demo(
     out: Path = typer.Option(Path("mrgen_demo"), "--out", help="Folder for everything the demo writes."),
     data: tuple[str, Path] | None = typer.Option(None, "--data", help="Real data instead of the phantom: "
-                                          "LAYOUT DIR, e.g. --data mscmrseg ../shared/data/mscmrseg."),
+                                          "LAYOUT DIR, e.g. --data mscmrseg /data/MS-CMRSeg (image_K/label_K NIfTI per sequence)."),
 ) -> None:
     """Phantom -> convert -> tiny generator -> synthesize -> nnU-Net -> Dice table, on CPU in minutes."""
     import time
