@@ -74,6 +74,16 @@ def _subset_files(root: Path, subset: str | None) -> list[Path]:
     return parts
 
 
+def _report_missing(missing: list, strict: bool) -> None:
+    """Records whose files are missing: an error with --strict, else one warning naming the first."""
+    if not missing:
+        return
+    if strict:
+        raise MRGenError(f"{len(missing)} record(s) point to missing files", missing[0],
+                         "restore the files or drop --strict to skip them")
+    _warn(f"skipped {len(missing)} record(s) whose files are missing (first: {missing[0]})")
+
+
 def _warn(message: str) -> None:
     from rich.console import Console
 
@@ -128,11 +138,7 @@ def convert_mrgen_db(src: str | os.PathLike, out_raw: str | os.PathLike, dataset
         k = seen_in_volume.get(volume, 0)
         seen_in_volume[volume] = k + 1
         items.append((r, image, masks, volume, k, where))
-    if missing:
-        if strict:
-            raise MRGenError(f"{len(missing)} record(s) point to missing files", missing[0],
-                             "restore the files or drop --strict to skip them")
-        _warn(f"skipped {len(missing)} record(s) whose files are missing (first: {missing[0]})")
+    _report_missing(missing, strict)
     if not items:
         raise MRGenError("no usable records", root / "conditional_dataset", "check the JSON paths and files")
     tag = str(items[0][0].get("dataset", subset or "MRGenDB"))
@@ -237,11 +243,7 @@ def index_mrgen_db_images(src: str | os.PathLike, index: str | os.PathLike, stri
                 slice_index=0, image_file=os.path.relpath(image, index_dir), modality=info.key,
                 attributes=info.attributes, region=r.get("region") or info.region,
                 organs=[organs] if isinstance(organs, str) else list(organs), dataset="radiopaedia"))
-    if missing:
-        if strict:
-            raise MRGenError(f"{len(missing)} record(s) point to missing files", missing[0],
-                             "restore the files or drop --strict to skip them")
-        _warn(f"skipped {len(missing)} record(s) whose files are missing (first: {missing[0]})")
+    _report_missing(missing, strict)
     if not out:
         raise MRGenError("no usable records", root / "radiopaedia_data", "check the JSON paths and files")
     return write_index(out, index)
