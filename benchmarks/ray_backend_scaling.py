@@ -26,13 +26,14 @@ def main() -> None:
     ap.add_argument("--patients", type=int, default=8)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--machine", default="2-core shared CPU dev machine, local Ray (num_cpus=2), 1 CPU per actor",
+                    help="description written into the result file")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "ray_backend_scaling.json")
     args = ap.parse_args()
     import ray
 
     sys.path.insert(0, str(HERE.parent / "tests" / "synthesis"))
-    from synthesis_helpers import make_source_dataset
-    from test_real_generator import make_index
+    from synthesis_helpers import make_index, make_source_dataset
 
     from mrgen_nnunet.generator.train import TrainOptions, train_generator
     from mrgen_nnunet.synthesis.ray_backend import synthesize_ray
@@ -59,7 +60,7 @@ def main() -> None:
     ray.shutdown()
     t1, t2 = statistics.median(times[1]), statistics.median(times[2])
     result = {"benchmark": "ray_backend_scaling", "date": time.strftime("%Y-%m-%d"),
-              "machine": "2-core shared CPU dev machine, local Ray (num_cpus=2), 1 CPU per actor, other jobs running",
+              "machine": args.machine,
               "generator": "tiny, 32 px", "masks": masks, "candidates": candidates, "steps": args.steps,
               "seconds_runs": {str(k): [round(v, 2) for v in vs] for k, vs in times.items()},
               "seconds_median": {"1": round(t1, 2), "2": round(t2, 2)},

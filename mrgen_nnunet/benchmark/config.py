@@ -53,9 +53,10 @@ class BenchmarkConfig:
     generator_resolution: int | None = None  # model resolution; None = the preset's
     # synthesis
     filter: str = "none"  # "sam2" | "nnunet" | "none"
+    profile: str = "fast"  # synthesis profile, "fast" | "reference" (MRGen's settings); fills what is left unset
     candidates: int = 2
     keep: int = 1
-    inference_steps: int = 20
+    inference_steps: int | None = None  # None = the profile's (fast: DPM-Solver++ 20, reference: DDIM 50)
     guidance_scale: float = 7.0
     # randomised baselines
     copies: int = 4
@@ -127,6 +128,10 @@ def load_config(path: str | Path) -> BenchmarkConfig:
         raise MRGenError(f"unknown row(s) {bad}", path, f"rows are {list(ROWS)}")
     if cfg.filter not in ("sam2", "nnunet", "none"):
         raise MRGenError(f"unknown filter {cfg.filter!r}", path, "use 'sam2', 'nnunet' or 'none'")
+    from mrgen_nnunet.synthesis.profiles import PROFILES  # imports torch: only when a config is loaded
+
+    if cfg.profile not in PROFILES:
+        raise MRGenError(f"unknown profile {cfg.profile!r}", path, f"use one of {', '.join(PROFILES)}")
     if not cfg.seeds:
         raise MRGenError("seeds is empty", path, "give at least one seed, e.g. seeds = [0]")
     return cfg

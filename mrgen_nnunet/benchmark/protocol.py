@@ -114,7 +114,7 @@ def _synthesize(cfg: BenchmarkConfig, source: Path, generator: Path, target_moda
     synthesize(SynthesisOptions(
         target=target_modality, source=str(source), generator=str(generator), out_raw=str(raw),
         out_dataset=dataset_id, name=f"synthetic_s{seed}", samples_per_mask=cfg.keep, max_tries=cfg.candidates,
-        steps=cfg.inference_steps, guidance=cfg.guidance_scale, seed=seed, filter=cfg.filter,
+        steps=cfg.inference_steps, guidance=cfg.guidance_scale, seed=seed, filter=cfg.filter, profile=cfg.profile,
         filter_model=str(_filter_model(cfg, env)) if cfg.filter == "nnunet" else None, device=cfg.device))
     return find_dataset(raw, dataset_id)
 
@@ -258,7 +258,7 @@ def run_benchmark(cfg: BenchmarkConfig, console=None) -> tuple[list[RowResult], 
         results.append(_train_and_test(cfg, row, seed, dataset, test, plans, env,
                                        out / "rows" / row / f"seed{seed}", labels))
     notes = (f"Trainer {cfg.trainer}, fold {FOLD}, plan `{plans}` (planned on {source.name}, copied to every "
-             f"row), device {cfg.device}, seeds {cfg.seeds}, filter {cfg.filter}. Test set: {test.name} "
+             f"row), device {cfg.device}, seeds {cfg.seeds}, filter {cfg.filter}, synthesis profile {cfg.profile}. Test set: {test.name} "
              f"({len(list_cases(test))} volumes). Stage wall times (s): "
              + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()) + ".\n")
     paths = write_report(results, out / "results", f"{cfg.name}: Dice on held-out target volumes", notes)

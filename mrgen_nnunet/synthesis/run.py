@@ -105,6 +105,7 @@ class SynthesisSummary:
     dataset: str | None  # the published folder, or None while incomplete
     complete: bool
     note: str = ""
+    settings: dict = field(default_factory=dict)  # the resolved options that determine the output (profile filled in)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -402,7 +403,7 @@ def _summary(items, work, o, generator_id, dataset, complete) -> SynthesisSummar
         relaxed=sum(1 for r in done for a in r["accepted"] if a["relaxed"]),
         acceptance_rate=acc / cands if cands else 0.0, seconds=round(seconds, 3),
         slices_per_second=round(cands / seconds, 4) if seconds else 0.0, filter=o.filter_id, generator=generator_id,
-        dataset=dataset, complete=complete, note=note)
+        dataset=dataset, complete=complete, note=note, settings=json.loads(json.dumps(o.fingerprint(), default=str)))
 
 
 def _assemble(items, work: Path, final: Path, out_raw: Path, o: SynthesisOptions, labels: dict[str, int],

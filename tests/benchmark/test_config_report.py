@@ -37,6 +37,7 @@ def _write(tmp_path, text):
     ('rows = ["source", "bogus"]\n', "unknown row"),
     ('filter = "clip"\n', "unknown filter"),
     ('seeds = []\n', "seeds is empty"),
+    ('profile = "turbo"\n', "unknown profile"),
 ])
 def test_bad_config(tmp_path, text, match):
     with pytest.raises(MRGenError, match=match):
