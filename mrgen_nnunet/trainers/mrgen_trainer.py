@@ -8,11 +8,17 @@ without that key trains exactly like `nnUNetTrainer`. Two hooks only:
   `splits_final.json` in the preprocessed folder (so nnU-Net's own tools see the same split). An existing
   `splits_final.json` is used unless it validates on synthetic cases, which is refused.
 - `get_dataloaders`: the training loader gets per-case `sampling_probabilities` (nnU-Net passes None).
+
+On CPU it also honours OMP_NUM_THREADS: `nnUNetv2_train -device cpu` gives torch every core whatever that says,
+and two trainings (or a training beside synthesis) on a shared machine then oversubscribe it (measured here: an
+epoch took 134 s instead of 52 s beside one single-thread job). A trainer runs inside nnU-Net's own process, which
+is configured through its environment; this is the one variable read there.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from os.path import isfile, join
 
 import torch
@@ -37,6 +43,11 @@ class nnUNetTrainerMRGen(nnUNetTrainer):
         self.mrgen_patients: dict[str, str] = meta.get("patients") or {}
         self.mrgen_synthetic: set[str] = set(meta.get("synthetic_cases") or [])
         self.mrgen_ratio: float | None = meta.get("real_to_synthetic_ratio")
+        threads = os.environ.get("OMP_NUM_THREADS", "")
+        if self.device.type == "cpu" and threads.isdigit() and int(threads) > 0:
+            torch.set_num_threads(int(threads))
+            self.print_to_log_file(f"torch threads: {threads} (OMP_NUM_THREADS; nnUNetv2_train had set "
+                                   f"{os.cpu_count()})")
 
     def do_split(self):
         if not self.mrgen_patients or self.fold == "all":

@@ -106,6 +106,8 @@ def test_real_clis_train_predict_3d_evaluate(planned, tmp_path):
                  (Path(env["nnUNet_results"]) / folder.name / f"{TRAINER}__nnUNetPlans__2d/fold_0/validation")
                  .glob("*.nii.gz")}
     assert validated == set(splits[0]["val"])
+    log = next((Path(env["nnUNet_results"]) / folder.name / f"{TRAINER}__nnUNetPlans__2d/fold_0").glob("training_log*"))
+    assert "torch threads: 1 (OMP_NUM_THREADS" in log.read_text(encoding="utf-8")  # nnU-Net had set every core
 
     pred = tmp_path / "pred"
     subprocess.run([str(BIN / "nnUNetv2_predict"), "-i", str(folder / "imagesTs"), "-o", str(pred), "-d", "501",
