@@ -12,7 +12,7 @@ processes side by side with one torch thread each (a finished config resumes ins
 
     .venv/bin/python benchmarks/profile_parity.py        # ~1 h on the 2-core CPU dev machine
 
-Writes benchmarks/results/profile_parity.{json,md}.
+Writes benchmarks/results/profile_parity.{json,md,png} (the PNG: reference | fast | difference, same noise).
 """
 
 from __future__ import annotations
@@ -61,6 +61,24 @@ def _median_psnr(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> tuple[fl
     return statistics.median(_psnr(a[c], b[c]) for c in common), len(common)
 
 
+def _sheet(reference: dict[str, np.ndarray], fast: dict[str, np.ndarray], path: Path, rows: int = 6) -> None:
+    """PNG: one row per case (evenly spread), columns reference | fast | |difference|, each scaled to the
+    reference image's range."""
+    from PIL import Image
+
+    common = sorted(set(reference) & set(fast))
+    picked = [common[i] for i in np.linspace(0, len(common) - 1, min(rows, len(common))).astype(int)]
+    tiles = []
+    for case in picked:
+        a, b = reference[case].astype(np.float64), fast[case].astype(np.float64)
+        lo, span = a.min(), float(np.ptp(a)) or 1.0
+        row = [np.clip((x - lo) / span, 0, 1) for x in (a, b)] + [np.clip(np.abs(a - b) / span, 0, 1)]
+        tiles.append(np.concatenate(row, axis=1))
+    width = max(t.shape[1] for t in tiles)
+    grid = np.concatenate([np.pad(t, ((0, 0), (0, width - t.shape[1]))) for t in tiles], axis=0)
+    Image.fromarray((255 * grid).astype(np.uint8)).save(path)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for p in PROFILES:
@@ -99,10 +117,14 @@ def main() -> None:
             "settings": settings, "synthesis": synth,
             "runs": [{"seed": r["seed"], "mean_dice": r["mean_dice"], "dice": r["dice"]} for r in runs],
             "mean_dice": statistics.mean(r["mean_dice"] for r in runs),
+            "sd_mean_dice": statistics.stdev(r["mean_dice"] for r in runs) if len(runs) > 1 else None,
             "dice": {s: statistics.mean(r["dice"][s] for r in runs) for s in structures}}
     fast, ref = result["profiles"]["fast"], result["profiles"]["reference"]
     result["difference_points"] = round(100 * (fast["mean_dice"] - ref["mean_dice"]), 2)
     result["within_2_points"] = abs(result["difference_points"]) <= 2.0
+    if fast["sd_mean_dice"] is not None and ref["sd_mean_dice"] is not None:  # seed noise of the difference
+        result["standard_error_points"] = round(100 * (fast["sd_mean_dice"] ** 2 / len(fast["runs"])
+                                                       + ref["sd_mean_dice"] ** 2 / len(ref["runs"])) ** 0.5, 2)
     result["synthesis_speedup"] = round(statistics.median(s["slices_per_second"] for s in fast["synthesis"])
                                         / statistics.median(s["slices_per_second"] for s in ref["synthesis"]), 2)
     seeds = cfgs["fast"].seeds
@@ -114,12 +136,13 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     args.out.with_suffix(".md").write_text(_markdown(result), encoding="utf-8")
+    _sheet(images[("reference", seeds[0])], images[("fast", seeds[0])], args.out.with_suffix(".png"))
     print(_markdown(result))
 
 
 def _markdown(r: dict) -> str:
     structures = list(r["profiles"]["fast"]["dice"])
-    head = "| profile | sampler | mean Dice (per seed) | mean Dice | " + " | ".join(structures) + " | synthesis slices/s |"
+    head = "| profile | sampler | mean Dice (per seed) | mean Dice ± sd | " + " | ".join(structures) + " | synthesis slices/s |"
     lines = [f"Synthesis profile parity, {r['date']}, {r['machine']}.", "", head,
              "|" + "---|" * (head.count("|") - 1)]
     for p, d in r["profiles"].items():
@@ -127,9 +150,11 @@ def _markdown(r: dict) -> str:
         per_seed = ", ".join(f"{x['mean_dice']:.3f}" for x in d["runs"])
         rate = statistics.median(x["slices_per_second"] for x in d["synthesis"])
         lines.append(f"| {p} | {s['scheduler']} {s['steps']} steps, {s['masks_per_batch']} mask(s)/call | {per_seed} | "
-                     f"{d['mean_dice']:.3f} | " + " | ".join(f"{d['dice'][k]:.3f}" for k in structures)
+                     f"{d['mean_dice']:.3f}" + (f" ± {d['sd_mean_dice']:.3f}" if d["sd_mean_dice"] is not None else "")
+                     + " | " + " | ".join(f"{d['dice'][k]:.3f}" for k in structures)
                      + f" | {rate:.2f} |")
-    lines += ["", f"Difference fast - reference: **{r['difference_points']:+.1f} Dice points** "
+    se = f", standard error from seed noise {r['standard_error_points']:.1f}" if "standard_error_points" in r else ""
+    lines += ["", f"Difference fast - reference: **{r['difference_points']:+.1f} Dice points**{se} "
                   f"(within 2 points: {'yes' if r['within_2_points'] else 'no'}); synthesis speed-up fast/reference "
                   f"{r['synthesis_speedup']}x (no filter, 1 thread).",
               f"Image agreement, median PSNR over cases: fast vs reference from the same noise "
