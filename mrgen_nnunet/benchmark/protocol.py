@@ -119,12 +119,20 @@ def _synthesize(cfg: BenchmarkConfig, source: Path, generator: Path, target_moda
     return find_dataset(raw, dataset_id)
 
 
+def seed_environment(env: dict, seed: int) -> dict:
+    """`env` with nnU-Net's results root for one seed, <nnUNet_results>/seed<seed>. nnU-Net names a model by
+    dataset, trainer, plans and fold only, and rows whose dataset does not depend on the seed (source, oracle)
+    must still train once per seed (with one shared root, seeds 1.. silently reused seed 0's model)."""
+    return {**env, "nnUNet_results": str(Path(env["nnUNet_results"]) / f"seed{seed}")}
+
+
 def _filter_model(cfg: BenchmarkConfig, env: dict) -> Path:
-    """The `nnunet` filter's model: the source-only row's trained model (seed 0), trained first if needed."""
+    """The `nnunet` filter's model: the source-only row's trained model (first seed), trained first if needed."""
     from mrgen_nnunet.benchmark.plans import plans_name
 
     raw = find_dataset(env["nnUNet_raw"], Ids(cfg.first_dataset_id).shared("source"))
-    return Path(env["nnUNet_results"]) / raw.name / f"{cfg.trainer}__{plans_name(cfg.spacing_mm)}__2d"
+    results = Path(seed_environment(env, cfg.seeds[0])["nnUNet_results"])
+    return results / raw.name / f"{cfg.trainer}__{plans_name(cfg.spacing_mm)}__2d"
 
 
 def _augmented(source: Path, raw: Path, dataset_id: int, style: str, copies: int, seed: int) -> Path:
@@ -165,6 +173,7 @@ def _train_and_test(cfg: BenchmarkConfig, row: str, seed: int, dataset: Path, te
     done = out / "result.json"
     if done.is_file():
         return RowResult.from_dict(json.loads(done.read_text(encoding="utf-8")))
+    env = seed_environment(env, seed)
     dataset_id = _dataset_id(dataset)
     model = Path(env["nnUNet_results"]) / dataset.name / f"{cfg.trainer}__{plans}__2d" / f"fold_{FOLD}"
     t0 = time.perf_counter()

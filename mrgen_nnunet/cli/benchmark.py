@@ -10,6 +10,7 @@ import typer
 def benchmark(
     config: Path = typer.Argument(..., help="Benchmark TOML, e.g. benchmarks/configs/mscmrseg_bssfp_to_lge.toml."),
     rows: str = typer.Option("", "--rows", help="Comma-separated subset of the config's rows, e.g. source,remap."),
+    seeds: str = typer.Option("", "--seeds", help="Comma-separated seeds instead of the config's, e.g. 0,1,2."),
 ) -> None:
     """Train nnU-Net once per row (source-only, synthetic, mixes, randomised baselines, oracle) and compare."""
     from rich.console import Console
@@ -25,6 +26,13 @@ def benchmark(
         if unknown:
             raise MRGenError(f"row(s) {unknown} not in the config", "--rows", f"choose from {cfg.rows}")
         cfg.rows = wanted
+    if seeds:
+        try:
+            cfg.seeds = [int(x) for x in seeds.split(",") if x.strip()]
+        except ValueError:
+            raise MRGenError(f"bad seeds {seeds!r}", "--seeds", "write integers separated by commas, e.g. 0,1,2") from None
+        if not cfg.seeds:
+            raise MRGenError("no seeds given", "--seeds", "write integers separated by commas, e.g. 0,1,2")
     console = Console()
     _, paths = run_benchmark(cfg, console)
     console.print(paths["markdown"].read_text(encoding="utf-8"))

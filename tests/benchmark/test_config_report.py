@@ -88,3 +88,18 @@ def test_dataset_ids_of_parts_rows_and_seeds_never_collide():
 def test_cpu_config_has_every_row():
     cfg = load_config(REPO / "benchmarks" / "configs" / "mscmrseg_cpu.toml")
     assert list(cfg.rows) == list(ROWS) and patient_list(cfg.test) == [21, 22, 23, 24, 25]
+
+
+def test_each_seed_trains_its_own_model(tmp_path):
+    # nnU-Net names a model by dataset/trainer/plans/fold: the source row (same dataset for every seed) reused
+    # seed 0's model for seeds 1.. when all seeds shared one results root
+    from mrgen_nnunet.benchmark.protocol import _filter_model, seed_environment
+
+    env = {"nnUNet_raw": str(tmp_path / "raw"), "nnUNet_results": str(tmp_path / "res")}
+    roots = {seed_environment(env, s)["nnUNet_results"] for s in (0, 1, 2)}
+    assert len(roots) == 3 and env["nnUNet_results"] == str(tmp_path / "res")  # the caller's env is untouched
+    (tmp_path / "raw" / "Dataset700_source").mkdir(parents=True)
+    cfg = load_config(REPO / "benchmarks" / "configs" / "mscmrseg_cpu.toml")
+    cfg.seeds = [3, 4]
+    model = _filter_model(cfg, env)
+    assert model.parent.parent == tmp_path / "res" / "seed3" and model.parent.name == "Dataset700_source"

@@ -374,6 +374,12 @@ def b_unknown_row(t, g):
     return ["benchmark", t / "b.toml", "--rows", "source,magic"], "--rows"
 
 
+def b_bad_seeds(t, g):
+    here = Path(__file__).resolve().parents[2] / "benchmarks" / "configs" / "mscmrseg_bssfp_to_lge.toml"
+    shutil.copy(here, t / "b.toml")
+    return ["benchmark", t / "b.toml", "--seeds", "0,one"], "--seeds"
+
+
 def b_bad_patients(t, g):
     here = Path(__file__).resolve().parents[2] / "benchmarks" / "configs" / "mscmrseg_bssfp_to_lge.toml"
     (t / "b.toml").write_text(here.read_text(encoding="utf-8").replace('patients = "1-20"', 'patients = "1-twenty"', 1))
@@ -396,7 +402,7 @@ CASES = {f.__name__: f for f in [
     s_labels_mismatch, s_mismatched_weights, s_truncated_weights, s_pickle_only_weights, s_corrupt_generator_json,
     s_source_geometry_mismatch, s_no_out_raw, s_out_raw_is_a_file,
     e_missing_pred_folder, e_corrupt_prediction, e_bad_labels_option, e_geometry_mismatch, e_4d_prediction,
-    b_missing_config, b_corrupt_toml, b_unknown_row, b_bad_patients,
+    b_missing_config, b_corrupt_toml, b_unknown_row, b_bad_seeds, b_bad_patients,
     g_missing_env,
 ]}
 
