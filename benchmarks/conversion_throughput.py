@@ -104,7 +104,7 @@ def run(args) -> dict:
         row["speedup_vs_1_worker"] = round(row["slices_per_s_median"] / one["slices_per_s_median"], 3)
     shutil.rmtree(work, ignore_errors=True)
     return {"benchmark": "conversion_throughput", "date": time.strftime("%Y-%m-%d"),
-            "machine": f"2-core shared CPU dev machine ({platform.machine()}), other jobs running",
+            "machine": f"{args.machine} ({platform.machine()})",
             "subset": args.subset, "repeats": args.repeats, "rows": rows}
 
 
@@ -131,6 +131,7 @@ def main() -> None:
     ap.add_argument("--copies", type=int, nargs="+", default=[1, 4, 16])
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--machine", default="2-core shared CPU dev machine", help="written into the result files")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=HERE / "results" / "conversion_throughput")
     args = ap.parse_args()
