@@ -403,7 +403,14 @@ def _summary(items, work, o, generator_id, dataset, complete) -> SynthesisSummar
         relaxed=sum(1 for r in done for a in r["accepted"] if a["relaxed"]),
         acceptance_rate=acc / cands if cands else 0.0, seconds=round(seconds, 3),
         slices_per_second=round(cands / seconds, 4) if seconds else 0.0, filter=o.filter_id, generator=generator_id,
-        dataset=dataset, complete=complete, note=note, settings=json.loads(json.dumps(o.fingerprint(), default=str)))
+        dataset=dataset, complete=complete, note=note, settings=_settings(o))
+
+
+def _settings(o: SynthesisOptions) -> dict:
+    """What made the dataset (profile filled in), without where it was written: the same run in another folder has
+    the same settings."""
+    return {k: v for k, v in json.loads(json.dumps(o.fingerprint(), default=str)).items()
+            if k not in ("out_raw", "raw_root")}
 
 
 def _assemble(items, work: Path, final: Path, out_raw: Path, o: SynthesisOptions, labels: dict[str, int],
