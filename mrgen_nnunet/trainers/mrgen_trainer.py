@@ -10,8 +10,8 @@ without that key trains exactly like `nnUNetTrainer`. Two hooks only:
 - `get_dataloaders`: the training loader gets per-case `sampling_probabilities` (nnU-Net passes None).
 
 On CPU it also honours OMP_NUM_THREADS: `nnUNetv2_train -device cpu` gives torch every core whatever that says,
-and two trainings (or a training beside synthesis) on a shared machine then oversubscribe it (measured here: an
-epoch took 134 s instead of 52 s beside one single-thread job). A trainer runs inside nnU-Net's own process, which
+and two trainings (or a training beside synthesis) on a shared machine then oversubscribe it (measured on a 2-core
+machine beside one single-thread job: 134 s per epoch with nnU-Net's 2 threads, 82 s with OMP_NUM_THREADS=1). A trainer runs inside nnU-Net's own process, which
 is configured through its environment; this is the one variable read there.
 """
 
