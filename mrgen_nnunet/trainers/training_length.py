@@ -37,6 +37,7 @@ nnUNetTrainerMRGen_1epochs_10it = _short(1, 10)
 nnUNetTrainerMRGen_2epochs_10it = _short(2, 10)
 nnUNetTrainerMRGen_5epochs_10it = _short(5, 10)
 nnUNetTrainerMRGen_10epochs_10it = _short(10, 10)
+nnUNetTrainerMRGen_10epochs_30it = _short(10, 30)
 nnUNetTrainerMRGen_5epochs_60it = _short(5, 60)
 nnUNetTrainerMRGen_8epochs_60it = _short(8, 60)
 nnUNetTrainerMRGen_10epochs_60it = _short(10, 60)
@@ -49,7 +50,7 @@ TRAINERS = {cls.__name__: cls for cls in (
     nnUNetTrainerMRGen_1epochs, nnUNetTrainerMRGen_2epochs, nnUNetTrainerMRGen_5epochs,
     nnUNetTrainerMRGen_10epochs, nnUNetTrainerMRGen_30epochs, nnUNetTrainerMRGen_100epochs,
     nnUNetTrainerMRGen_1epochs_10it, nnUNetTrainerMRGen_2epochs_10it, nnUNetTrainerMRGen_5epochs_10it,
-    nnUNetTrainerMRGen_10epochs_10it, nnUNetTrainerMRGen_5epochs_60it, nnUNetTrainerMRGen_8epochs_60it,
-    nnUNetTrainerMRGen_10epochs_60it,
+    nnUNetTrainerMRGen_10epochs_10it, nnUNetTrainerMRGen_10epochs_30it,
+    nnUNetTrainerMRGen_5epochs_60it, nnUNetTrainerMRGen_8epochs_60it, nnUNetTrainerMRGen_10epochs_60it,
     nnUNetTrainerMRGen_30epochs_60it, nnUNetTrainerMRGen_50epochs_60it, nnUNetTrainerMRGen_100epochs_60it,
 )}
