@@ -12,7 +12,7 @@ processes side by side with one torch thread each (a finished config resumes ins
 
     .venv/bin/python benchmarks/profile_parity.py        # ~1 h on the 2-core CPU dev machine
 
-Writes benchmarks/results/profile_parity.{json,md,png} (the PNG: reference | fast | difference, same noise).
+Writes benchmarks/results/profile_parity.{json,md,png} (the PNG: reference, fast and their difference for the same noise).
 """
 
 from __future__ import annotations
@@ -42,11 +42,18 @@ def _run_benchmarks(configs: dict[str, Path]) -> None:
         sys.exit(f"profile_parity: the benchmark of {failed} failed (see its output above)")
 
 
+def _scaled(reference: np.ndarray, *images: np.ndarray) -> list[np.ndarray]:
+    """`images` mapped to [-1, 1] by the reference image's min and range (the same map for all of them)."""
+    lo, span = float(reference.min()), float(np.ptp(reference)) or 1.0
+    return [(2 * (x.astype(np.float32) - lo) / span - 1).astype(np.float32) for x in images]
+
+
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR of b against a, data range = a's range."""
-    mse = float(np.mean((a.astype(np.float64) - b) ** 2))
-    span = float(a.max() - a.min()) or 1.0
-    return float("inf") if mse == 0 else 10 * np.log10(span**2 / mse)
+    """PSNR (dB) of b against a, data range = a's range (the project's reconstruction metric)."""
+    from mrgen_nnunet.evaluation.generator_metrics import reconstruction_metrics
+
+    a1, b1 = _scaled(a, a, b)
+    return reconstruction_metrics(a1[None], b1[None])["psnr"]
 
 
 def _images(dataset: Path) -> dict[str, np.ndarray]:
@@ -61,22 +68,16 @@ def _median_psnr(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> tuple[fl
     return statistics.median(_psnr(a[c], b[c]) for c in common), len(common)
 
 
-def _sheet(reference: dict[str, np.ndarray], fast: dict[str, np.ndarray], path: Path, rows: int = 6) -> None:
-    """PNG: one row per case (evenly spread), columns reference | fast | |difference|, each scaled to the
-    reference image's range."""
-    from PIL import Image
+def _sheet(reference: dict[str, np.ndarray], fast: dict[str, np.ndarray], path: Path, columns: int = 6) -> None:
+    """PNG: rows reference | fast | |difference| for `columns` cases (evenly spread), each scaled to the reference
+    image's range."""
+    from mrgen_nnunet.evaluation.generator_metrics import plot_rows
 
     common = sorted(set(reference) & set(fast))
-    picked = [common[i] for i in np.linspace(0, len(common) - 1, min(rows, len(common))).astype(int)]
-    tiles = []
-    for case in picked:
-        a, b = reference[case].astype(np.float64), fast[case].astype(np.float64)
-        lo, span = a.min(), float(np.ptp(a)) or 1.0
-        row = [np.clip((x - lo) / span, 0, 1) for x in (a, b)] + [np.clip(np.abs(a - b) / span, 0, 1)]
-        tiles.append(np.concatenate(row, axis=1))
-    width = max(t.shape[1] for t in tiles)
-    grid = np.concatenate([np.pad(t, ((0, 0), (0, width - t.shape[1]))) for t in tiles], axis=0)
-    Image.fromarray((255 * grid).astype(np.uint8)).save(path)
+    picked = [common[i] for i in np.linspace(0, len(common) - 1, min(columns, len(common))).astype(int)]
+    pairs = [_scaled(reference[c], reference[c], fast[c]) for c in picked]
+    plot_rows({"reference": [a for a, _ in pairs], "fast (same noise)": [b for _, b in pairs],
+               "|difference|": [np.abs(a - b) - 1 for a, b in pairs]}, path, columns=columns)
 
 
 def main() -> None:
