@@ -10,6 +10,14 @@ import pytest
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+def pytest_configure(config):
+    """Tests build their own nnU-Net environment: drop the caller's nnUNet_* variables (nnU-Net's docs tell every
+    user to export them) before any test module is imported, so neither in-process commands, nor nnunetv2.paths,
+    nor subprocesses started with os.environ look in the user's folders. Tests that need them use `nnunet_env`."""
+    for key in [k for k in os.environ if k.startswith("nnUNet_")]:
+        del os.environ[key]
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data beside the checkout; tests that need real MRI skip when it is absent (a user's clone)."""
