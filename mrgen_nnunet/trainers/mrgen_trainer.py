@@ -36,9 +36,17 @@ from mrgen_nnunet.trainers.splits import patient_splits, validation_has_syntheti
 
 
 class nnUNetTrainerMRGen(nnUNetTrainer):
+    # (epochs, training iterations per epoch or None = nnU-Net's); set by the short variants (training_length.py)
+    schedule: tuple[int, int | None] | None = None
+
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
+        if self.schedule is not None:
+            self.num_epochs, iterations = self.schedule
+            if iterations is not None:
+                self.num_iterations_per_epoch = iterations
+                self.num_val_iterations_per_epoch = max(1, iterations // 5)
         meta = dataset_json.get("mrgen") or {}
         self.mrgen_patients: dict[str, str] = meta.get("patients") or {}
         self.mrgen_synthetic: set[str] = set(meta.get("synthetic_cases") or [])

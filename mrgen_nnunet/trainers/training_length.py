@@ -1,56 +1,101 @@
-"""Short-schedule variants of nnUNetTrainerMRGen, named the nnU-Net way.
+"""Short-schedule variants of the mrgen-nnunet trainers, written the nnU-Net way: one explicit class each.
 
-`nnUNetTrainerMRGen_{E}epochs` keeps nnU-Net's 250 training / 50 validation iterations per epoch;
-`nnUNetTrainerMRGen_{E}epochs_{I}it` also sets I training iterations and max(1, I // 5) validation iterations
-per epoch (for CPU tests and benchmarks: one 10-iteration epoch of 32² slices takes seconds).
+`..._{E}epochs` keeps nnU-Net's 250 training / 50 validation iterations per epoch; `..._{E}epochs_{I}it` also sets
+I training iterations and max(1, I // 5) validation iterations per epoch (for CPU tests and benchmarks: one
+10-iteration epoch of 32² slices takes seconds). The schedule is a class attribute read by nnUNetTrainerMRGen.
+`TRAINERS` (name -> class) is the registry the nnUNet_extTrainer shim and the nnU-Net filter read: a new variant
+is one class here.
 """
 
 from __future__ import annotations
 
-import torch
-
+from mrgen_nnunet.trainers.augmented_trainer import nnUNetTrainerMRGenAug
 from mrgen_nnunet.trainers.mrgen_trainer import nnUNetTrainerMRGen
 
 
-def _short(epochs: int, iterations: int | None = None) -> type[nnUNetTrainerMRGen]:
-    """A subclass of nnUNetTrainerMRGen with `epochs` epochs (and `iterations` per epoch if given)."""
+class nnUNetTrainerMRGen_1epochs(nnUNetTrainerMRGen):
+    schedule = (1, None)
 
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device("cuda")):
-        nnUNetTrainerMRGen.__init__(self, plans, configuration, fold, dataset_json, device)
-        self.num_epochs = epochs
-        if iterations is not None:
-            self.num_iterations_per_epoch = iterations
-            self.num_val_iterations_per_epoch = max(1, iterations // 5)
+class nnUNetTrainerMRGen_2epochs(nnUNetTrainerMRGen):
+    schedule = (2, None)
 
-    name = f"nnUNetTrainerMRGen_{epochs}epochs" + (f"_{iterations}it" if iterations else "")
-    return type(name, (nnUNetTrainerMRGen,), {"__init__": __init__, "__module__": __name__, "__qualname__": name})
+class nnUNetTrainerMRGen_5epochs(nnUNetTrainerMRGen):
+    schedule = (5, None)
+
+class nnUNetTrainerMRGen_10epochs(nnUNetTrainerMRGen):
+    schedule = (10, None)
+
+class nnUNetTrainerMRGen_30epochs(nnUNetTrainerMRGen):
+    schedule = (30, None)
+
+class nnUNetTrainerMRGen_100epochs(nnUNetTrainerMRGen):
+    schedule = (100, None)
+
+class nnUNetTrainerMRGen_1epochs_10it(nnUNetTrainerMRGen):
+    schedule = (1, 10)
+
+class nnUNetTrainerMRGen_2epochs_10it(nnUNetTrainerMRGen):
+    schedule = (2, 10)
+
+class nnUNetTrainerMRGen_5epochs_10it(nnUNetTrainerMRGen):
+    schedule = (5, 10)
+
+class nnUNetTrainerMRGen_10epochs_10it(nnUNetTrainerMRGen):
+    schedule = (10, 10)
+
+class nnUNetTrainerMRGen_10epochs_30it(nnUNetTrainerMRGen):
+    schedule = (10, 30)
+
+class nnUNetTrainerMRGen_5epochs_60it(nnUNetTrainerMRGen):
+    schedule = (5, 60)
+
+class nnUNetTrainerMRGen_8epochs_60it(nnUNetTrainerMRGen):
+    schedule = (8, 60)
+
+class nnUNetTrainerMRGen_10epochs_60it(nnUNetTrainerMRGen):
+    schedule = (10, 60)
+
+class nnUNetTrainerMRGen_30epochs_60it(nnUNetTrainerMRGen):
+    schedule = (30, 60)
+
+class nnUNetTrainerMRGen_50epochs_60it(nnUNetTrainerMRGen):
+    schedule = (50, 60)
+
+class nnUNetTrainerMRGen_100epochs_60it(nnUNetTrainerMRGen):
+    schedule = (100, 60)
+
+class nnUNetTrainerMRGenAug_1epochs_10it(nnUNetTrainerMRGenAug):
+    schedule = (1, 10)
+
+class nnUNetTrainerMRGenAug_2epochs_10it(nnUNetTrainerMRGenAug):
+    schedule = (2, 10)
+
+class nnUNetTrainerMRGenAug_5epochs_10it(nnUNetTrainerMRGenAug):
+    schedule = (5, 10)
+
+class nnUNetTrainerMRGenAug_10epochs_30it(nnUNetTrainerMRGenAug):
+    schedule = (10, 30)
+
+class nnUNetTrainerMRGenAug_8epochs_60it(nnUNetTrainerMRGenAug):
+    schedule = (8, 60)
+
+class nnUNetTrainerMRGenAug_30epochs_60it(nnUNetTrainerMRGenAug):
+    schedule = (30, 60)
+
+class nnUNetTrainerMRGenAug_50epochs_60it(nnUNetTrainerMRGenAug):
+    schedule = (50, 60)
+
+class nnUNetTrainerMRGenAug_100epochs_60it(nnUNetTrainerMRGenAug):
+    schedule = (100, 60)
+
+class nnUNetTrainerMRGenAug_30epochs(nnUNetTrainerMRGenAug):
+    schedule = (30, None)
+
+class nnUNetTrainerMRGenAug_100epochs(nnUNetTrainerMRGenAug):
+    schedule = (100, None)
 
 
-nnUNetTrainerMRGen_1epochs = _short(1)
-nnUNetTrainerMRGen_2epochs = _short(2)
-nnUNetTrainerMRGen_5epochs = _short(5)
-nnUNetTrainerMRGen_10epochs = _short(10)
-nnUNetTrainerMRGen_30epochs = _short(30)
-nnUNetTrainerMRGen_100epochs = _short(100)
-nnUNetTrainerMRGen_1epochs_10it = _short(1, 10)
-nnUNetTrainerMRGen_2epochs_10it = _short(2, 10)
-nnUNetTrainerMRGen_5epochs_10it = _short(5, 10)
-nnUNetTrainerMRGen_10epochs_10it = _short(10, 10)
-nnUNetTrainerMRGen_10epochs_30it = _short(10, 30)
-nnUNetTrainerMRGen_5epochs_60it = _short(5, 60)
-nnUNetTrainerMRGen_8epochs_60it = _short(8, 60)
-nnUNetTrainerMRGen_10epochs_60it = _short(10, 60)
-nnUNetTrainerMRGen_30epochs_60it = _short(30, 60)
-nnUNetTrainerMRGen_50epochs_60it = _short(50, 60)
-nnUNetTrainerMRGen_100epochs_60it = _short(100, 60)
-
-TRAINERS = {cls.__name__: cls for cls in (
-    nnUNetTrainerMRGen,
-    nnUNetTrainerMRGen_1epochs, nnUNetTrainerMRGen_2epochs, nnUNetTrainerMRGen_5epochs,
-    nnUNetTrainerMRGen_10epochs, nnUNetTrainerMRGen_30epochs, nnUNetTrainerMRGen_100epochs,
-    nnUNetTrainerMRGen_1epochs_10it, nnUNetTrainerMRGen_2epochs_10it, nnUNetTrainerMRGen_5epochs_10it,
-    nnUNetTrainerMRGen_10epochs_10it, nnUNetTrainerMRGen_10epochs_30it,
-    nnUNetTrainerMRGen_5epochs_60it, nnUNetTrainerMRGen_8epochs_60it, nnUNetTrainerMRGen_10epochs_60it,
-    nnUNetTrainerMRGen_30epochs_60it, nnUNetTrainerMRGen_50epochs_60it, nnUNetTrainerMRGen_100epochs_60it,
-)}
+TRAINERS: dict[str, type[nnUNetTrainerMRGen]] = {
+    name: cls for name, cls in sorted(globals().items())
+    if isinstance(cls, type) and issubclass(cls, nnUNetTrainerMRGen)
+}

@@ -151,3 +151,48 @@ def test_dataset_without_dataset_json_is_refused(tmp_path):
     with pytest.raises(MRGenError, match="no dataset.json"):
         find_raw_dataset(777, env)
     assert env["nnUNet_extTrainer"].endswith("nnunet_ext") and "nnUNet_n_proc_DA" not in env
+
+
+def test_augmented_trainer_trains_through_nnunet_cli(planned):
+    """`nnUNetv2_train -tr nnUNetTrainerMRGenAug_2epochs_10it` through nnUNet_extTrainer: the appearance transform
+    sits right after nnU-Net's spatial transform of the training pipeline, not in validation, and the run ends
+    with a final checkpoint and a validation on real cases only."""
+    env, folder, pre = planned
+    trainer = "nnUNetTrainerMRGenAug_2epochs_10it"
+    shim = subprocess.run([str(BIN / "mrgen-nnunet"), "trainer-path"], capture_output=True, text=True, check=True)
+    run_env = {**env, "nnUNet_extTrainer": shim.stdout.strip()}
+    subprocess.run([str(BIN / "nnUNetv2_train"), "501", "2d", "0", "-tr", trainer, "-device", "cpu"],
+                   env=run_env, check=True, capture_output=True)
+    fold = Path(env["nnUNet_results"]) / folder.name / f"{trainer}__nnUNetPlans__2d" / "fold_0"
+    assert (fold / "checkpoint_final.pth").is_file()
+    log = next(fold.glob("training_log*")).read_text(encoding="utf-8")
+    assert "appearance augmentation: {'p': 0.8" in log
+    synthetic = set(json.loads((folder / "dataset.json").read_text(encoding="utf-8"))["mrgen"]["synthetic_cases"])
+    validated = {p.name.removesuffix(".nii.gz") for p in (fold / "validation").glob("*.nii.gz")}
+    assert validated and not validated & synthetic
+
+
+def test_augmented_trainer_inserts_transform_in_training_only(planned, monkeypatch):
+    import torch
+    from batchgeneratorsv2.transforms.spatial.spatial import SpatialTransform
+
+    from mrgen_nnunet.trainers.appearance_transform import AppearanceTransform
+    from mrgen_nnunet.trainers.training_length import nnUNetTrainerMRGenAug_1epochs_10it
+
+    env, folder, pre = planned
+    _set_env(monkeypatch, env)
+    plans = json.loads((pre / "nnUNetPlans.json").read_text(encoding="utf-8"))
+    plans["continue_training"] = False
+    dataset_json = json.loads((pre / "dataset.json").read_text(encoding="utf-8"))
+    dataset_json["mrgen"]["augmentation"] = {"p": 1.0, "weights": {"class": 1.0}}
+    trainer = nnUNetTrainerMRGenAug_1epochs_10it(plans, "2d", 0, dataset_json, device=torch.device("cpu"))
+    trainer.initialize()
+    assert trainer.num_epochs == 1 and trainer.num_iterations_per_epoch == 10
+    gen_tr, gen_val = trainer.get_dataloaders()
+    steps = gen_tr.data_loader.transforms.transforms
+    kinds = [type(t) for t in steps]
+    at = kinds.index(AppearanceTransform)
+    assert kinds[at - 1] is SpatialTransform and steps[at].settings.p == 1.0
+    assert AppearanceTransform not in [type(t) for t in gen_val.data_loader.transforms.transforms]
+    batch = next(gen_tr)
+    assert batch["data"].shape[0] == trainer.batch_size and torch.isfinite(batch["data"]).all()
