@@ -34,16 +34,19 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise MRGenError("weights file not found", path, "pass an existing --weights file")
-    try:
-        if path.name.endswith(".safetensors"):
-            from safetensors.torch import load_file
+    if path.name.endswith(".safetensors"):
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
 
+        try:
             state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 — any unreadable/unsafe file is a user error here
-        raise MRGenError(f"cannot read weights: {type(exc).__name__}", path,
-                         "use a safetensors file or a plain PyTorch state dict (no pickled objects)") from None
+        except (SafetensorError, OSError) as exc:
+            raise MRGenError(f"cannot read weights: {type(exc).__name__}", path,
+                             "use a safetensors file or a plain PyTorch state dict (no pickled objects)") from None
+    else:
+        from mrgen_nnunet.weights import load_torch_file
+
+        state = load_torch_file(path)
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

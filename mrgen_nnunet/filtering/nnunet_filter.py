@@ -8,31 +8,26 @@ Confidence of an organ = mean softmax probability of that organ over the conditi
 
 from __future__ import annotations
 
-import contextlib
+import json
 from pathlib import Path
 
 import numpy as np
 
 from mrgen_nnunet.errors import MRGenError
 from mrgen_nnunet.filtering.selection import CandidateScores, OrganScore, iou
+from mrgen_nnunet.weights import load_torch_file
 
 UNREQUESTED_MIN_FRACTION = 0.002  # an organ outside the mask counts when it covers ≥ 0.2 % of the image
 
 
-@contextlib.contextmanager
-def _mrgen_trainers_findable():
-    """nnU-Net's predictor looks the checkpoint's trainer class up by name in its own package or in the folder
-    named by nnUNet_extTrainer; a model trained with nnUNetTrainerMRGen* must load without that variable."""
-    from nnunetv2.inference import predict_from_raw_data
+def _trainer_class(name: str):
+    """nnU-Net looks a checkpoint's trainer class up by name in its own package or in the folder named by
+    nnUNet_extTrainer; a model trained with nnUNetTrainerMRGen* must load without that variable."""
+    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
 
     from mrgen_nnunet.trainers.training_length import TRAINERS
 
-    original = predict_from_raw_data.recursive_find_trainer_class_by_name
-    predict_from_raw_data.recursive_find_trainer_class_by_name = lambda name: TRAINERS.get(name) or original(name)
-    try:
-        yield
-    finally:
-        predict_from_raw_data.recursive_find_trainer_class_by_name = original
+    return TRAINERS.get(name) or recursive_find_trainer_class_by_name(name)
 
 
 class NnUNetFilter:
@@ -48,22 +43,41 @@ class NnUNetFilter:
 
     @classmethod
     def from_folder(cls, folder: str | Path, fold: int | str = 0, checkpoint: str = "checkpoint_final.pth",
-                    device: str = "cpu") -> NnUNetFilter:
-        """Load `folder` (…/DatasetNNN_X/TRAINER__PLANS__2d) with `fold_{fold}/{checkpoint}`."""
+                    device: str = "cpu", trust: bool = False) -> NnUNetFilter:
+        """Load `folder` (…/DatasetNNN_X/TRAINER__PLANS__2d) with `fold_{fold}/{checkpoint}`.
+
+        The checkpoint goes through `load_torch_file` (weights_only; `trust` allows the full pickle) and its state
+        is handed to the predictor — nnU-Net's own loader would unpickle it with weights_only=False.
+        """
         import torch
         from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+        from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
+        from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
         folder = Path(folder)
         ckpt = folder / f"fold_{fold}" / checkpoint
-        if not (folder / "plans.json").is_file() or not ckpt.is_file():
+        if not (folder / "plans.json").is_file() or not (folder / "dataset.json").is_file() or not ckpt.is_file():
             raise MRGenError("not a trained nnU-Net model folder", ckpt,
                              "pass nnUNet_results/DatasetNNN_X/<trainer>__<plans>__2d with a finished fold")
+        state = load_torch_file(ckpt, trust=trust, trust_option="--trust-checkpoint")
+        try:
+            trainer_name, configuration = state["trainer_name"], state["init_args"]["configuration"]
+            weights, mirroring = state["network_weights"], state.get("inference_allowed_mirroring_axes")
+        except (KeyError, TypeError):
+            raise MRGenError("not an nnU-Net checkpoint (no trainer_name/init_args/network_weights)", ckpt,
+                             "pass a checkpoint written by nnUNetv2_train") from None
+        dataset_json = json.loads((folder / "dataset.json").read_text(encoding="utf-8"))
+        plans = PlansManager(json.loads((folder / "plans.json").read_text(encoding="utf-8")))
+        config = plans.get_configuration(configuration)
+        network = _trainer_class(trainer_name).build_network_architecture(
+            plans, config, determine_num_input_channels(plans, config, dataset_json),
+            plans.get_label_manager(dataset_json).num_segmentation_heads, enable_deep_supervision=False)
+        network.load_state_dict(weights)
         predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=False,
                                     perform_everything_on_device=False, device=torch.device(device),
                                     allow_tqdm=False)
-        with _mrgen_trainers_findable():
-            predictor.initialize_from_trained_model_folder(str(folder), use_folds=(fold,), checkpoint_name=checkpoint)
-        if len(predictor.configuration_manager.patch_size) != 2:
+        predictor.manual_initialization(network, plans, config, [weights], dataset_json, trainer_name, mirroring)
+        if len(config.patch_size) != 2:
             raise MRGenError("the filter model is not a 2D nnU-Net model", folder, "train the '2d' configuration")
         return cls(predictor, f"{folder.parent.name}/{folder.name}/fold_{fold}")
 

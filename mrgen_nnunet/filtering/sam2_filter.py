@@ -62,12 +62,17 @@ def build_sam2_predictor(config: str = "tiny", checkpoint: str | Path | None = N
     from sam2.build_sam import build_sam2
     from sam2.sam2_image_predictor import SAM2ImagePredictor
 
-    try:
-        model = build_sam2(config_name, ckpt_path=None if checkpoint is None else str(checkpoint), device=device)
-    except RuntimeError as exc:  # state-dict mismatch between config and checkpoint
-        first = str(exc).strip().splitlines()[0][:160]
-        raise MRGenError(f"SAM2 checkpoint does not fit config {config_name}: {first}", checkpoint,
-                         "pass the --sam2-config that matches the checkpoint (tiny/small/base_plus/large)") from None
+    from mrgen_nnunet.weights import load_torch_file
+
+    model = build_sam2(config_name, ckpt_path=None, device=device)
+    if checkpoint is not None:  # SAM2 releases: {"model": state dict}
+        state = load_torch_file(checkpoint)
+        try:
+            model.load_state_dict(state.get("model", state) if isinstance(state, dict) else state)
+        except (RuntimeError, TypeError) as exc:  # state-dict mismatch between config and checkpoint
+            first = str(exc).strip().splitlines()[0][:160]
+            raise MRGenError(f"SAM2 checkpoint does not fit config {config_name}: {first}", checkpoint,
+                             "pass the --sam2-config that matches the checkpoint (tiny/small/base_plus/large)") from None
     return SAM2ImagePredictor(model)
 
 

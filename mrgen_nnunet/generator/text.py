@@ -116,6 +116,8 @@ def load_state_dict_file(folder: Path) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    from mrgen_nnunet.weights import load_torch_file
+
     files = sorted(folder.glob("*.safetensors"))
     try:
         if files:
@@ -124,7 +126,7 @@ def load_state_dict_file(folder: Path) -> dict[str, torch.Tensor]:
                 state.update(load_file(str(f)))
             return state
         if (folder / "pytorch_model.bin").is_file():
-            return torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
+            return load_torch_file(folder / "pytorch_model.bin")
     except (SafetensorError, RuntimeError, OSError, EOFError) as exc:
         raise MRGenError(f"corrupt weight file: {exc}", folder, "re-download or re-train these weights") from None
     raise MRGenError("no weight file (*.safetensors or pytorch_model.bin)", folder, "point at a complete model folder")

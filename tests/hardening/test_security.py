@@ -32,10 +32,60 @@ def test_scan_sees_the_package():
     assert len(SOURCES) > 40 and _calls(lambda f: f == "torch.load")  # the scan below is not vacuous
 
 
-def test_torch_load_always_weights_only():
-    bad = [(p, n) for p, n, c in _calls(lambda f: f.endswith("torch.load") or f == "load" and False)
-           if not (isinstance(_kw(c, "weights_only"), ast.Constant) and _kw(c, "weights_only").value is True)]
-    assert bad == []
+def test_torch_load_only_in_the_one_safe_loader():
+    """Every torch.load is in mrgen_nnunet/weights.py and has weights_only=True, except the one full-pickle load
+    inside `if trust:` (--trust-checkpoint)."""
+    loads = _calls(lambda f: f.endswith("torch.load"))
+    assert {str(p) for p, _, _ in loads} == {"weights.py"}
+    tree = ast.parse((PACKAGE / "weights.py").read_text(encoding="utf-8"))
+    trusted = {id(n) for i in ast.walk(tree) if isinstance(i, ast.If) and ast.unparse(i.test) == "trust"
+               for n in ast.walk(i)}
+    unsafe = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and ast.unparse(n.func) == "torch.load"
+              and not (isinstance(_kw(n, "weights_only"), ast.Constant) and _kw(n, "weights_only").value is True)]
+    assert len(unsafe) == 1 and id(unsafe[0]) in trusted
+
+
+class _Payload:
+    """Unpickling this runs `touch <marker>` (what a hostile checkpoint would do with worse commands)."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def _malicious_model_folder(root: Path, marker: Path) -> Path:
+    """An nnU-Net model folder whose fold_0/checkpoint_final.pth runs a shell command when unpickled."""
+    import json
+
+    import torch
+
+    folder = root / "Dataset101_SRC" / "nnUNetTrainer__nnUNetPlans__2d"
+    (folder / "fold_0").mkdir(parents=True)
+    (folder / "plans.json").write_text(json.dumps({"configurations": {}}))
+    (folder / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "myocardium": 1}}))
+    torch.save({"network_weights": _Payload(marker), "trainer_name": "nnUNetTrainer",
+                "init_args": {"configuration": "2d"}}, folder / "fold_0" / "checkpoint_final.pth")
+    return folder
+
+
+def test_malicious_nnunet_checkpoint_is_refused_and_never_runs(tmp_path):
+    from mrgen_nnunet.errors import MRGenError
+    from mrgen_nnunet.filtering.nnunet_filter import NnUNetFilter
+
+    marker = tmp_path / "pwned"
+    folder = _malicious_model_folder(tmp_path, marker)
+    with pytest.raises(MRGenError, match="refused to unpickle posix.system") as info:
+        NnUNetFilter.from_folder(folder)
+    assert "checkpoint_final.pth" in str(info.value) and "--trust-checkpoint" in str(info.value)
+    assert not marker.exists()
+    # the payload is live: the explicit trusted-source escape hatch would run it
+    with pytest.raises(Exception):  # noqa: B017 — the fake checkpoint is no model; only the marker matters
+        NnUNetFilter.from_folder(folder, trust=True)
+    assert marker.exists()
 
 
 def test_no_pickle_loads_or_remote_code():
