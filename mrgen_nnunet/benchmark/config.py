@@ -12,18 +12,9 @@ from pathlib import Path
 
 import tomllib
 
+from mrgen_nnunet.benchmark.rows import DEFAULT_ROWS, ROWS
 from mrgen_nnunet.errors import MRGenError
 
-ROWS = ("source", "synthetic", "synthetic+source", "labelmap", "remap", "synthetic+source+remap", "oracle")
-ROW_TITLES = {
-    "source": "source only",
-    "synthetic": "synthetic only (MRGen)",
-    "synthetic+source": "synthetic + source",
-    "labelmap": "source + label-map randomised (SynthSeg-style)",
-    "remap": "source + intensity-remapped (GIN/BigAug-style)",
-    "synthetic+source+remap": "synthetic + source + remapped",
-    "oracle": "target oracle",
-}
 
 
 @dataclass
@@ -45,7 +36,7 @@ class BenchmarkConfig:
     source: DataSpec  # labelled source sequence (training labels)
     target: DataSpec  # target sequence images (generator stage 2; labels used only by the oracle row)
     test: DataSpec  # held-out target volumes with labels
-    rows: list[str] = field(default_factory=lambda: list(ROWS))
+    rows: list[str] = field(default_factory=lambda: list(DEFAULT_ROWS))  # names in rows.ROWS
     # generator: a trained generator folder, or "train" to train one with `generator_preset` / `generator_steps`
     generator: str = "train"
     generator_preset: str = "tiny"

@@ -1,84 +1,175 @@
-"""The benchmark protocol: every row trained and tested the same way, only the training images differ.
+"""The benchmark protocol: every row trained and tested the same way, only the training data (and trainer) differ.
 
-Rows (config `rows`, see config.ROWS):
-  source                 real source slices with labels (nnU-Net trained on bSSFP, tested on LGE)
-  synthetic              generated target-sequence slices only (MRGen protocol)
-  synthetic+source       both, sampled real:synthetic = `real_to_synthetic_ratio`
-  labelmap               source + `copies` label-map randomised copies per slice (SynthSeg-style)
-  remap                  source + `copies` intensity-remapped copies per slice (GIN/BigAug-style)
-  synthetic+source+remap all three (does generation add to randomisation?)
-  oracle                 real target slices with their labels (an upper bound, when labels are given)
-
-Identical for every row: one plan (plans.py: planned on the source dataset, copied), the trainer, fold 0 of
+Rows come from the row table (rows.py). Identical for every row: one plan (plans.py: planned on the source
+dataset, copied), the trainer schedule (a row may swap the trainer family, e.g. the augmented trainer), fold 0 of
 nnUNetTrainerMRGen's patient-grouped split (4/5 of the patients train; the rest, real cases only, is nnU-Net's
-validation; fold "all" would make nnU-Net's final validation predict every training slice, which costs more
-than training at CPU-profile budgets), device, and the test set (the only numbers in the table).
-Seeds: seed k drives the synthetic and randomised draws of that repeat; nnU-Net's training itself is not seeded
-by nnU-Net, so repeats also measure its run-to-run variance. Everything lives under `config.out`; finished steps
-(datasets, plans, trained rows, evaluations) are found and skipped on a re-run.
+validation), device, and the test set (the only numbers in the table).
+Seeds: seed k drives the synthetic and randomised draws of that repeat and gets its own nnU-Net results root;
+nnU-Net's training itself is not seeded, so repeats also measure its run-to-run variance.
+Everything lives under `config.out`; `ledger.json` there records every dataset id and the settings behind every
+output, so a re-run resumes (finished outputs with the same settings are reused, a training killed midway
+continues from its latest checkpoint) and never reuses an output made with other settings.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import sys
+import threading
 import time
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from mrgen_nnunet.benchmark.config import ROW_TITLES, BenchmarkConfig, DataSpec
+from mrgen_nnunet.benchmark.config import BenchmarkConfig, DataSpec
+from mrgen_nnunet.benchmark.ledger import Ledger
 from mrgen_nnunet.benchmark.report import RowResult, write_report
+from mrgen_nnunet.benchmark.rows import ROWS, SEED_PARTS, row_trainer
 from mrgen_nnunet.data.io import write_text_atomic
 from mrgen_nnunet.data.nnunet_raw import find_dataset, list_cases, read_dataset_json
 from mrgen_nnunet.errors import MRGenError
 
-# which datasets each row trains on, and whether the real:synthetic ratio applies
-ROW_PARTS = {
-    "source": (("source",), False),
-    "synthetic": (("synthetic",), False),
-    "synthetic+source": (("source", "synthetic"), True),
-    "labelmap": (("source", "labelmap"), False),
-    "remap": (("source", "remap"), False),
-    "synthetic+source+remap": (("source", "synthetic", "remap"), True),
-    "oracle": (("target",), False),
-}
 FOLD = 0
 
 
-PARTS = ("synthetic", "labelmap", "remap")  # generated/randomised datasets that rows are merged from
+class Progress:
+    """One line per event: `[elapsed] message`, plus an estimate of what is left once trainings have finished.
+    Plain lines (flushed) so a log file or CI shows the run is alive."""
+
+    def __init__(self, console=None, total_trainings: int = 0, jobs: int = 1):
+        self.console, self.t0, self.total, self.jobs = console, time.perf_counter(), total_trainings, jobs
+        self.done: list[float] = []
+        self._lock = threading.Lock()
+
+    def _stamp(self) -> str:
+        s = int(time.perf_counter() - self.t0)
+        return f"[{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}]"
+
+    def log(self, text: str) -> None:
+        if self.console is not None:
+            with self._lock:
+                self.console.print(f"{self._stamp()} {text}", highlight=False, markup=False)
+                sys.stdout.flush()
+
+    def training_finished(self, seconds: float, what: str) -> None:
+        self.done.append(seconds)
+        left = self.total - len(self.done)
+        eta = sum(self.done) / len(self.done) * left / self.jobs
+        self.log(f"finished {what} in {seconds / 60:.1f} min; {left} training(s) left, about {eta / 60:.0f} min")
 
 
-@dataclass
-class Ids:
-    """Dataset ids of one benchmark, from `first`: shared datasets, then a block of 10 per seed:
-    the 3 parts, then the 7 rows (a row made of one dataset reuses that dataset and leaves its id unused)."""
-
-    first: int
-
-    def shared(self, what: str) -> int:
-        return self.first + ("source", "target", "test").index(what)
-
-    def part(self, what: str, seed_index: int) -> int:
-        return self.first + 10 * (seed_index + 1) + PARTS.index(what)
-
-    def row(self, what: str, seed_index: int) -> int:
-        return self.first + 10 * (seed_index + 1) + len(PARTS) + tuple(ROW_PARTS).index(what)
+def _spec_settings(spec: DataSpec, **extra) -> dict:
+    return {"layout": spec.layout, "root": str(spec.root), "sequence": spec.sequence, "patients": spec.patients,
+            **extra}
 
 
-def _log(console, text: str) -> None:
-    if console is not None:
-        console.print(text)
+class _Build:
+    """The datasets of one run, each built at most once and reused only with identical settings."""
 
+    def __init__(self, cfg: BenchmarkConfig, env: dict, ledger: Ledger, progress: Progress):
+        self.cfg, self.env, self.ledger, self.progress = cfg, env, ledger, progress
+        self.raw = Path(env["nnUNet_raw"])
+        self.settings: dict[str, dict] = {}  # key -> settings of what was built (parts pass theirs on)
 
-def _convert(spec: DataSpec, raw: Path, dataset_id: int, name: str, as_slices: bool, all_slices: bool = False,
-             index: Path | None = None) -> Path:
-    """The converted dataset (converted now unless it already exists with this id)."""
-    from mrgen_nnunet.dataset_converters import get_converter
+    def _remove_dataset(self, dataset_id: int):
+        def remove():
+            for root in (self.raw, Path(self.env["nnUNet_preprocessed"])):
+                for folder in root.glob(f"Dataset{dataset_id:03d}_*"):
+                    shutil.rmtree(folder)
+            for folder in Path(self.env["nnUNet_results"]).glob(f"seed*/Dataset{dataset_id:03d}_*"):
+                shutil.rmtree(folder)
+        return remove
 
-    if list(raw.glob(f"Dataset{dataset_id:03d}_*")):
-        return find_dataset(raw, dataset_id)
-    return get_converter(spec.layout)(spec.root, raw, dataset_id, name=name, sequence=spec.sequence,
-                                      patients=spec.patients, as_slices=as_slices, all_slices=all_slices,
-                                      index=index)
+    def dataset(self, key: str, settings: dict, build) -> Path:
+        """The dataset of `key`: reused when it exists with `settings`, else `build(dataset_id)` -> folder."""
+        dataset_id = self.ledger.dataset_id(key)
+        exists = bool(list(self.raw.glob(f"Dataset{dataset_id:03d}_*")))
+        self.settings[key] = settings
+        if self.ledger.reuse(key, settings, exists, self._remove_dataset(dataset_id)):
+            return find_dataset(self.raw, dataset_id)
+        self.progress.log(f"building {key} (Dataset{dataset_id:03d})")
+        return build(dataset_id)
+
+    def convert(self, key: str, spec: DataSpec, as_slices: bool, all_slices: bool = False,
+                index: Path | None = None) -> Path:
+        from mrgen_nnunet.dataset_converters import get_converter
+
+        settings = _spec_settings(spec, as_slices=as_slices, all_slices=all_slices)
+        dataset_id = self.ledger.dataset_id(key)
+        exists = bool(list(self.raw.glob(f"Dataset{dataset_id:03d}_*")))
+        if exists and index is not None and not index.is_file():  # the index is part of the output
+            self._remove_dataset(dataset_id)()
+        return self.dataset(key, settings, lambda i: get_converter(spec.layout)(
+            spec.root, self.raw, i, name=key, sequence=spec.sequence, patients=spec.patients, as_slices=as_slices,
+            all_slices=all_slices, index=index, force=index is not None))
+
+    def generator(self, index: Path, target_modality: str) -> Path:
+        from mrgen_nnunet.generator.train import train_generator
+
+        cfg = self.cfg
+        if cfg.generator != "train":
+            return Path(cfg.generator)
+        folder = cfg.out / "generator"
+        settings = {"source": self.settings["source"], "target": self.settings["target"],
+                    "preset": cfg.generator_preset, "steps": cfg.generator_steps,
+                    "resolution": cfg.generator_resolution, "target_modality": target_modality}
+        self.settings["generator"] = settings
+        done = (folder / "mrgen_generator.json").is_file() and (folder / "controlnet").is_dir()
+        if self.ledger.reuse("generator", settings, done, lambda: shutil.rmtree(folder)):
+            return folder
+        self.progress.log(f"training the '{cfg.generator_preset}' generator ({cfg.generator_steps} steps per stage)")
+        return train_generator(index, folder, preset=cfg.generator_preset, target_modality=target_modality,
+                               steps=cfg.generator_steps, resolution=cfg.generator_resolution)
+
+    def synthetic(self, seed: int, source: Path, generator: Path, target_modality: str) -> Path:
+        from mrgen_nnunet.synthesis.run import SynthesisOptions, synthesize
+
+        cfg = self.cfg
+        settings = {"generator": self.settings.get("generator", str(generator)), "source": self.settings["source"],
+                    "filter": cfg.filter, "profile": cfg.profile, "candidates": cfg.candidates, "keep": cfg.keep,
+                    "inference_steps": cfg.inference_steps, "guidance": cfg.guidance_scale, "seed": seed,
+                    "device": cfg.device}
+
+        def build(dataset_id: int) -> Path:
+            filter_model = str(self.filter_model()) if cfg.filter == "nnunet" else None
+            synthesize(SynthesisOptions(
+                target=target_modality, source=str(source), generator=str(generator), out_raw=str(self.raw),
+                out_dataset=dataset_id, name=f"synthetic_s{seed}", samples_per_mask=cfg.keep,
+                max_tries=cfg.candidates, steps=cfg.inference_steps, guidance=cfg.guidance_scale, seed=seed,
+                filter=cfg.filter, profile=cfg.profile, filter_model=filter_model, device=cfg.device))
+            return find_dataset(self.raw, dataset_id)
+
+        return self.dataset(f"part:synthetic:seed{seed}", settings, build)
+
+    def filter_model(self) -> Path:
+        """The `nnunet` filter's model: the source-only row's model of the first seed (trained by the caller)."""
+        from mrgen_nnunet.benchmark.plans import plans_name
+
+        source = find_dataset(self.raw, self.ledger.dataset_id("source"))
+        results = Path(seed_environment(self.env, self.cfg.seeds[0])["nnUNet_results"])
+        return results / source.name / f"{self.cfg.trainer}__{plans_name(self.cfg.spacing_mm)}__2d"
+
+    def randomised(self, style: str, seed: int, source: Path) -> Path:
+        from mrgen_nnunet.benchmark.augment import augment_slice_dataset
+
+        settings = {"source": self.settings["source"], "style": style, "copies": self.cfg.copies, "seed": seed}
+        return self.dataset(f"part:{style}:seed{seed}", settings, lambda i: augment_slice_dataset(
+            source, self.raw, i, f"{style}_s{seed}", style, self.cfg.copies, seed))
+
+    def row(self, name: str, seed: int, parts: dict[str, Path], part_keys: dict[str, str]) -> Path:
+        from mrgen_nnunet.benchmark.datasets import merge_slice_datasets
+
+        row = ROWS[name]
+        if len(row.parts) == 1:
+            self.settings[f"row:{name}:seed{seed}"] = self.settings[part_keys[row.parts[0]]]
+            return parts[row.parts[0]]
+        ratio = self.cfg.real_to_synthetic_ratio if row.uses_ratio else None
+        settings = {"parts": [self.settings[part_keys[p]] for p in row.parts], "ratio": ratio}
+        key = "row:" + "+".join(row.parts) + (f":ratio{ratio:g}" if ratio is not None else "") + f":seed{seed}"
+        self.settings[f"row:{name}:seed{seed}"] = settings
+        return self.dataset(key, settings, lambda i: merge_slice_datasets(
+            self.raw, i, f"{'_'.join(row.parts)}_s{seed}", [parts[p] for p in row.parts], ratio))
 
 
 def _generator_index(source_index: Path, target_index: Path, out: Path) -> Path:
@@ -92,67 +183,11 @@ def _generator_index(source_index: Path, target_index: Path, out: Path) -> Path:
     return write_index(read_index(source_index) + target, out)
 
 
-def _generator(cfg: BenchmarkConfig, index: Path, target_modality: str, console) -> Path:
-    from mrgen_nnunet.generator.train import train_generator
-
-    if cfg.generator != "train":
-        return Path(cfg.generator)
-    folder = cfg.out / "generator"
-    if (folder / "mrgen_generator.json").is_file() and (folder / "controlnet").is_dir():
-        return folder
-    _log(console, f"training the '{cfg.generator_preset}' generator ({cfg.generator_steps} steps per stage)")
-    return train_generator(index, folder, preset=cfg.generator_preset, target_modality=target_modality,
-                           steps=cfg.generator_steps, resolution=cfg.generator_resolution)
-
-
-def _synthesize(cfg: BenchmarkConfig, source: Path, generator: Path, target_modality: str, raw: Path,
-                dataset_id: int, seed: int, env: dict) -> Path:
-    from mrgen_nnunet.synthesis.run import SynthesisOptions, synthesize
-
-    if list(raw.glob(f"Dataset{dataset_id:03d}_*")):
-        return find_dataset(raw, dataset_id)
-    synthesize(SynthesisOptions(
-        target=target_modality, source=str(source), generator=str(generator), out_raw=str(raw),
-        out_dataset=dataset_id, name=f"synthetic_s{seed}", samples_per_mask=cfg.keep, max_tries=cfg.candidates,
-        steps=cfg.inference_steps, guidance=cfg.guidance_scale, seed=seed, filter=cfg.filter, profile=cfg.profile,
-        filter_model=str(_filter_model(cfg, env)) if cfg.filter == "nnunet" else None, device=cfg.device))
-    return find_dataset(raw, dataset_id)
-
-
 def seed_environment(env: dict, seed: int) -> dict:
     """`env` with nnU-Net's results root for one seed, <nnUNet_results>/seed<seed>. nnU-Net names a model by
     dataset, trainer, plans and fold only, and rows whose dataset does not depend on the seed (source, oracle)
-    must still train once per seed (with one shared root, seeds 1.. silently reused seed 0's model)."""
+    must still train once per seed."""
     return {**env, "nnUNet_results": str(Path(env["nnUNet_results"]) / f"seed{seed}")}
-
-
-def _filter_model(cfg: BenchmarkConfig, env: dict) -> Path:
-    """The `nnunet` filter's model: the source-only row's trained model (first seed), trained first if needed."""
-    from mrgen_nnunet.benchmark.plans import plans_name
-
-    raw = find_dataset(env["nnUNet_raw"], Ids(cfg.first_dataset_id).shared("source"))
-    results = Path(seed_environment(env, cfg.seeds[0])["nnUNet_results"])
-    return results / raw.name / f"{cfg.trainer}__{plans_name(cfg.spacing_mm)}__2d"
-
-
-def _augmented(source: Path, raw: Path, dataset_id: int, style: str, copies: int, seed: int) -> Path:
-    from mrgen_nnunet.benchmark.augment import augment_slice_dataset
-
-    if list(raw.glob(f"Dataset{dataset_id:03d}_*")):
-        return find_dataset(raw, dataset_id)
-    return augment_slice_dataset(source, raw, dataset_id, f"{style}_s{seed}", style, copies, seed)
-
-
-def _row_dataset(row: str, parts: dict[str, Path], raw: Path, dataset_id: int, ratio: float, seed: int) -> Path:
-    from mrgen_nnunet.benchmark.datasets import merge_slice_datasets
-
-    names, uses_ratio = ROW_PARTS[row]
-    if len(names) == 1:
-        return parts[names[0]]
-    if list(raw.glob(f"Dataset{dataset_id:03d}_*")):
-        return find_dataset(raw, dataset_id)
-    return merge_slice_datasets(raw, dataset_id, f"{row.replace('+', '_')}_s{seed}", [parts[n] for n in names],
-                                ratio if uses_ratio else None)
 
 
 def _number(x: float | None) -> float:
@@ -164,39 +199,67 @@ def _dataset_id(folder: Path) -> int:
     return int(folder.name[len("Dataset"):].split("_")[0])
 
 
-def _train_and_test(cfg: BenchmarkConfig, row: str, seed: int, dataset: Path, test: Path, plans: str, env: dict,
-                    out: Path, labels: dict[str, int]) -> RowResult:
-    """Train `dataset` with the shared plan, predict the test volumes, evaluate; cached in out/result.json."""
+_display = threading.Lock()  # prediction and evaluation draw rich progress bars: one at a time
+
+
+def train_and_test(cfg: BenchmarkConfig, row: str, seed: int, dataset: Path, test: Path, plans: str, env: dict,
+                   out: Path, labels: dict[str, int], ledger: Ledger, settings: dict, progress: Progress,
+                   threads: int | None = None) -> RowResult:
+    """Train `dataset` with the shared plan and the row's trainer, predict the test volumes, evaluate.
+
+    The result (out/result.json) is reused when its settings match; a training killed midway continues from its
+    latest checkpoint (`nnUNetv2_train --c`). `threads` sets OMP_NUM_THREADS of the training (side-by-side jobs).
+    """
     from mrgen_nnunet.evaluation.metrics import evaluate_folder
     from mrgen_nnunet.trainers.nnunet_run import predict, train
 
+    trainer = row_trainer(ROWS[row], cfg.trainer)
     done = out / "result.json"
-    if done.is_file():
-        return RowResult.from_dict(json.loads(done.read_text(encoding="utf-8")))
     env = seed_environment(env, seed)
-    dataset_id = _dataset_id(dataset)
-    model = Path(env["nnUNet_results"]) / dataset.name / f"{cfg.trainer}__{plans}__2d" / f"fold_{FOLD}"
+    model = Path(env["nnUNet_results"]) / dataset.name / f"{trainer}__{plans}__2d" / f"fold_{FOLD}"
+    key_settings = {"dataset": settings, "trainer": trainer, "plans": plans, "fold": FOLD, "seed": seed,
+                    "test": cfg.test.patients, "device": cfg.device}
+
+    def remove():
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(model, ignore_errors=True)
+
+    if ledger.reuse(f"model:{row}:seed{seed}", key_settings, done.is_file(), remove):
+        return RowResult.from_dict(json.loads(done.read_text(encoding="utf-8")))
+    if threads is not None:
+        env = {**env, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     t0 = time.perf_counter()
     if not (model / "checkpoint_final.pth").is_file():
-        train(dataset_id, cfg.trainer, FOLD, env, configuration="2d", device=cfg.device, plans=plans)
+        resume = (model / "checkpoint_latest.pth").is_file()
+        progress.log(f"row '{row}' seed {seed}: {'resuming' if resume else 'training'} {trainer} on "
+                     f"{dataset.name}" + (f" ({threads} thread(s))" if threads else ""))
+        train(_dataset_id(dataset), trainer, FOLD, env, configuration="2d", device=cfg.device, plans=plans,
+              extra_args=("--c",) if resume else (), progress=progress.jobs == 1)
     t1 = time.perf_counter()
-    pred = out / "predictions"
-    predict(dataset_id, test / "imagesTr", pred, cfg.trainer, env, fold=FOLD, configuration="2d",
-            device=cfg.device, plans=plans)
-    t2 = time.perf_counter()
-    metrics = evaluate_folder(pred, test / "labelsTr", labels, out / "evaluation")
-    dice = {s: float(metrics["mean"][s]["Dice"]) for s in labels if s != "background"}
-    hd95 = {s: _number(metrics["mean"][s]["HD95_mm"]) for s in labels if s != "background"}
+    with _display:
+        pred = out / "predictions"
+        predict(_dataset_id(dataset), test / "imagesTr", pred, trainer, env, fold=FOLD, configuration="2d",
+                device=cfg.device, plans=plans)
+        t2 = time.perf_counter()
+        metrics = evaluate_folder(pred, test / "labelsTr", labels, out / "evaluation")
+    structures = [s for s in labels if s != "background"]
+    dice = {s: float(metrics["mean"][s]["Dice"]) for s in structures}
+    hd95 = {s: _number(metrics["mean"][s]["HD95_mm"]) for s in structures}
+    cases = {c: {s: _number(v[s]["Dice"]) for s in structures} for c, v in metrics["cases"].items()}
     result = RowResult(row, seed, dice, hd95, len(list_cases(dataset)),
-                       {"train": t1 - t0, "predict": t2 - t1, "evaluate": time.perf_counter() - t2})
+                       {"train": t1 - t0, "predict": t2 - t1, "evaluate": time.perf_counter() - t2},
+                       trainer=trainer, cases=cases)
     write_text_atomic(json.dumps(result.to_dict(), indent=1) + "\n", done)
+    progress.training_finished(t1 - t0, f"row '{row}' seed {seed} (mean Dice {result.mean_dice:.3f})")
     return result
 
 
-def run_benchmark(cfg: BenchmarkConfig, console=None) -> tuple[list[RowResult], dict[str, Path]]:
+def run_benchmark(cfg: BenchmarkConfig, console=None, jobs: int = 1,
+                  force: bool = False) -> tuple[list[RowResult], dict[str, Path]]:
     """Run every configured row for every seed; write results.{md,json,png} under cfg.out/results.
 
-    Returns (the per-row, per-seed results, the report paths). Re-running resumes: finished steps are skipped.
+    `jobs` trainings run side by side, each with cpu_count // jobs threads. Returns (the per-row, per-seed
+    results, the report paths). Re-running resumes; `force` rebuilds outputs whose settings changed.
     """
     from mrgen_nnunet.benchmark.plans import shared_plans
     from mrgen_nnunet.trainers.nnunet_run import nnunet_environment
@@ -206,7 +269,9 @@ def run_benchmark(cfg: BenchmarkConfig, console=None) -> tuple[list[RowResult], 
     # nnU-Net's final validation spawns nnUNet_def_n_proc (default 8) worker processes; on a small CPU machine
     # starting them costs more than the work
     env["nnUNet_def_n_proc"] = "1"
-    raw, ids = out / "nnUNet_raw", Ids(cfg.first_dataset_id)
+    progress = Progress(console, total_trainings=len(cfg.rows) * len(cfg.seeds), jobs=jobs)
+    ledger = Ledger(out / "ledger.json", cfg.first_dataset_id, out / "nnUNet_raw", force=force)
+    build = _Build(cfg, env, ledger, progress)
     timings: dict[str, float] = {}
 
     def timed(stage: str, fn, *args, **kwargs):
@@ -215,15 +280,14 @@ def run_benchmark(cfg: BenchmarkConfig, console=None) -> tuple[list[RowResult], 
         timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - t
         return value
 
-    needs_generator = any("synthetic" in r for r in cfg.rows)
-    _log(console, "converting source, target and test data")
-    source = timed("convert", _convert, cfg.source, raw, ids.shared("source"), "source", True,
-                   index=out / "index" / "source.jsonl")
+    needed = {p for r in cfg.rows for p in ROWS[r].parts}
+    progress.log(f"{cfg.name}: rows {', '.join(cfg.rows)}; seeds {cfg.seeds}; {jobs} job(s)")
+    source = timed("convert", build.convert, "source", cfg.source, True, index=out / "index" / "source.jsonl")
     target = None
-    if needs_generator or "oracle" in cfg.rows:
-        target = timed("convert", _convert, cfg.target, raw, ids.shared("target"), "target", True,
-                       all_slices=True, index=out / "index" / "target.jsonl")
-    test = timed("convert", _convert, cfg.test, raw, ids.shared("test"), "test", False)
+    if needed & {"target", "synthetic"}:
+        target = timed("convert", build.convert, "target", cfg.target, True, all_slices=True,
+                       index=out / "index" / "target.jsonl")
+    test = timed("convert", build.convert, "test", cfg.test, False)
     meta = read_dataset_json(test)
     labels = {k: int(v) for k, v in meta["labels"].items()}
     if read_dataset_json(source)["labels"] != meta["labels"]:
@@ -231,44 +295,55 @@ def run_benchmark(cfg: BenchmarkConfig, console=None) -> tuple[list[RowResult], 
     target_modality = meta["mrgen"]["modality"]
 
     generator = None
-    if needs_generator:
+    if "synthetic" in needed:
         index = _generator_index(out / "index" / "source.jsonl", out / "index" / "target.jsonl",
                                  out / "index" / "generator.jsonl")
-        generator = timed("generator", _generator, cfg, index, target_modality, console)
+        generator = timed("generator", build.generator, index, target_modality)
+    plans = timed("plan", shared_plans, _dataset_id(source), [], env, cfg.spacing_mm, out / "logs")
 
-    # row datasets per seed
     datasets: dict[tuple[str, int], Path] = {}
-    for k, seed in enumerate(cfg.seeds):
+    for seed in cfg.seeds:
         parts = {"source": source, "target": target}
-        if any("synthetic" in r for r in cfg.rows):
-            if cfg.filter == "nnunet":  # the filter model is the source-only row: plan and train it first
-                plans = shared_plans(_dataset_id(source), [], env, cfg.spacing_mm, out / "logs")
-                _train_and_test(cfg, "source", cfg.seeds[0], source, test, plans, env,
-                                out / "rows" / "source" / f"seed{cfg.seeds[0]}", labels)
-            _log(console, f"synthesising the target sequence from the source labels (seed {seed}, "
-                          f"filter: {cfg.filter})")
-            parts["synthetic"] = timed("synthesize", _synthesize, cfg, source, generator, target_modality, raw,
-                                       ids.part("synthetic", k), seed, env)
-        for style in ("labelmap", "remap"):
-            if any(style in r for r in cfg.rows):
-                parts[style] = timed("augment", _augmented, source, raw, ids.part(style, k), style,
-                                     cfg.copies, seed)
+        part_keys = {"source": "source", "target": "target"}
+        if "synthetic" in needed and cfg.filter == "nnunet":  # the filter model is the source-only row
+            train_and_test(cfg, "source", cfg.seeds[0], source, test, plans, env,
+                           out / "rows" / "source" / f"seed{cfg.seeds[0]}", labels, ledger,
+                           build.settings["source"], progress)
+        for part in SEED_PARTS:
+            if part not in needed:
+                continue
+            part_keys[part] = f"part:{part}:seed{seed}"
+            if part == "synthetic":
+                progress.log(f"synthesising the target sequence from the source labels (seed {seed}, "
+                             f"filter: {cfg.filter})")
+                parts[part] = timed("synthesize", build.synthetic, seed, source, generator, target_modality)
+            else:
+                parts[part] = timed("augment", build.randomised, part, seed, source)
         for row in cfg.rows:
-            datasets[(row, seed)] = timed("merge", _row_dataset, row, parts, raw, ids.row(row, k),
-                                          cfg.real_to_synthetic_ratio, seed)
+            datasets[(row, seed)] = timed("merge", build.row, row, seed, parts, part_keys)
 
-    _log(console, f"planning once on {source.name} ({cfg.spacing_mm or 'native'} mm in-plane), copying the plan")
     others = sorted({_dataset_id(d) for d in datasets.values()} - {_dataset_id(source)})
-    plans = timed("plan", shared_plans, _dataset_id(source), others, env, cfg.spacing_mm, out / "logs")
+    progress.log(f"planning once on {source.name} ({cfg.spacing_mm or 'native'} mm in-plane), copying the plan "
+                 f"to {len(others)} dataset(s)")
+    timed("plan", shared_plans, _dataset_id(source), others, env, cfg.spacing_mm, out / "logs")
 
-    results = []
-    for (row, seed), dataset in datasets.items():
-        _log(console, f"row '{ROW_TITLES[row]}', seed {seed}: training {cfg.trainer} on {dataset.name}")
-        results.append(_train_and_test(cfg, row, seed, dataset, test, plans, env,
-                                       out / "rows" / row / f"seed{seed}", labels))
-    notes = (f"Trainer {cfg.trainer}, fold {FOLD}, plan `{plans}` (planned on {source.name}, copied to every "
-             f"row), device {cfg.device}, seeds {cfg.seeds}, filter {cfg.filter}, synthesis profile {cfg.profile}. Test set: {test.name} "
-             f"({len(list_cases(test))} volumes). Stage wall times (s): "
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+
+    def task(item):
+        (row, seed), dataset = item
+        return train_and_test(cfg, row, seed, dataset, test, plans, env, out / "rows" / row / f"seed{seed}",
+                              labels, ledger, build.settings[f"row:{row}:seed{seed}"], progress, threads)
+
+    # seed-major order: a run stopped early has every row of the first seeds
+    order = sorted(datasets.items(), key=lambda kv: (cfg.seeds.index(kv[0][1]), cfg.rows.index(kv[0][0])))
+    t = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        results = list(pool.map(task, order))
+    timings["train+test"] = time.perf_counter() - t
+    notes = (f"Trainer schedule {cfg.trainer} (per-row family in the row table), fold {FOLD}, plan `{plans}` "
+             f"(planned on the source dataset, copied to every row), device {cfg.device}, seeds {cfg.seeds}, "
+             f"filter {cfg.filter}, synthesis profile {cfg.profile}, {jobs} job(s). Test set: {test.name} "
+             f"({len(list_cases(test))} volumes). Stage wall times this run (s): "
              + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()) + ".\n")
     paths = write_report(results, out / "results", f"{cfg.name}: Dice on held-out target volumes", notes)
     return results, paths

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mrgen_nnunet.benchmark.config import ROW_TITLES
+from mrgen_nnunet.benchmark.rows import ROWS
 from mrgen_nnunet.data.io import write_text_atomic
 
 
@@ -26,6 +26,8 @@ class RowResult:
     hd95: dict[str, float]  # structure -> mean HD95 over test volumes, mm (nan where undefined)
     train_cases: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
+    trainer: str = ""
+    cases: dict[str, dict[str, float]] = field(default_factory=dict)  # test volume -> structure -> Dice
 
     @property
     def mean_dice(self) -> float:
@@ -36,7 +38,8 @@ class RowResult:
 
     @classmethod
     def from_dict(cls, d: dict) -> RowResult:
-        return cls(d["row"], d["seed"], d["dice"], d["hd95"], d.get("train_cases", 0), d.get("seconds", {}))
+        return cls(d["row"], d["seed"], d["dice"], d["hd95"], d.get("train_cases", 0), d.get("seconds", {}),
+                   d.get("trainer", ""), d.get("cases", {}))
 
 
 def _stat(values: list[float]) -> dict:
@@ -57,7 +60,7 @@ def summarise(results: list[RowResult]) -> dict:
     for row, rs in rows.items():
         structures = list(rs[0].dice)
         out[row] = {
-            "title": ROW_TITLES.get(row, row),
+            "title": ROWS[row].title if row in ROWS else row,
             "seeds": [r.seed for r in rs],
             "dice": {s: _stat([r.dice[s] for r in rs]) for s in structures},
             "hd95": {s: _stat([r.hd95[s] for r in rs]) for s in structures},

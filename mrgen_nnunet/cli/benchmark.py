@@ -11,6 +11,9 @@ def benchmark(
     config: Path = typer.Argument(..., help="Benchmark TOML, e.g. benchmarks/configs/mscmrseg_bssfp_to_lge.toml."),
     rows: str = typer.Option("", "--rows", help="Comma-separated subset of the config's rows, e.g. source,remap."),
     seeds: str = typer.Option("", "--seeds", help="Comma-separated seeds instead of the config's, e.g. 0,1,2."),
+    jobs: int = typer.Option(1, "--jobs", min=1, help="Trainings run side by side, each with cores/jobs threads."),
+    force: bool = typer.Option(False, "--force", help="Rebuild outputs whose recorded settings differ from the "
+                               "config's (default: refuse)."),
 ) -> None:
     """Train nnU-Net once per row (source-only, synthetic, mixes, randomised baselines, oracle) and compare."""
     from rich.console import Console
@@ -34,6 +37,6 @@ def benchmark(
         if not cfg.seeds:
             raise MRGenError("no seeds given", "--seeds", "write integers separated by commas, e.g. 0,1,2")
     console = Console()
-    _, paths = run_benchmark(cfg, console)
+    _, paths = run_benchmark(cfg, console, jobs=jobs, force=force)
     console.print(paths["markdown"].read_text(encoding="utf-8"))
     console.print(f"results: {paths['markdown']}  {paths['json']}  {paths['plot']}")

@@ -47,6 +47,8 @@ class nnUNetTrainerMRGen(nnUNetTrainer):
             if iterations is not None:
                 self.num_iterations_per_epoch = iterations
                 self.num_val_iterations_per_epoch = max(1, iterations // 5)
+            # nnU-Net checkpoints every 50 epochs: a short schedule killed midway (`--c`) would restart from zero
+            self.save_every = max(1, min(self.save_every, self.num_epochs // 6))
         meta = dataset_json.get("mrgen") or {}
         self.mrgen_patients: dict[str, str] = meta.get("patients") or {}
         self.mrgen_synthetic: set[str] = set(meta.get("synthetic_cases") or [])

@@ -82,8 +82,10 @@ def _executable(name: str, env: Mapping[str, str]) -> str:
 
 
 def run_nnunet(args: list[str], env: Mapping[str, str], log_file: Path, total_epochs: int | None = None,
-               description: str = "") -> None:
-    """Run one nnU-Net CLI (`args[0]` is its name), log to `log_file`, raise MRGenError on failure."""
+               description: str = "", progress: bool = True) -> None:
+    """Run one nnU-Net CLI (`args[0]` is its name), log to `log_file`, raise MRGenError on failure.
+
+    `progress=False` draws no bar (several runs side by side in threads: rich allows one live display)."""
     import subprocess
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -94,7 +96,7 @@ def run_nnunet(args: list[str], env: Mapping[str, str], log_file: Path, total_ep
     epoch_re = re.compile(r"^Epoch (\d+)")
     with open(log_file, "w", encoding="utf-8") as log, Progress(TextColumn("{task.description}"), BarColumn(),
                                               TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
-                                              transient=True) as bar:
+                                              transient=True, disable=not progress) as bar:
         task = bar.add_task(description or args[0], total=total_epochs)
         proc = subprocess.Popen(cmd, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 encoding="utf-8", errors="replace")
@@ -133,7 +135,8 @@ def plan_and_preprocess(dataset_id: int, env: Mapping[str, str], configurations:
 
 
 def train(dataset_id: int, trainer: str, fold: int | str, env: Mapping[str, str], configuration: str = "2d",
-          device: str = "cpu", plans: str = "nnUNetPlans", extra_args: tuple[str, ...] = ()) -> Path:
+          device: str = "cpu", plans: str = "nnUNetPlans", extra_args: tuple[str, ...] = (),
+          progress: bool = True) -> Path:
     """`nnUNetv2_train ID CONFIG FOLD -tr TRAINER -device DEVICE`. Returns the fold's output folder."""
     raw = find_raw_dataset(dataset_id, env)
     pre = Path(env["nnUNet_preprocessed"]) / raw.name
@@ -145,7 +148,8 @@ def train(dataset_id: int, trainer: str, fold: int | str, env: Mapping[str, str]
     run_nnunet(["nnUNetv2_train", str(int(dataset_id)), configuration, str(fold), "-tr", trainer, "-p", plans,
                 "-device", device, *extra_args],
                env, Path(env["nnUNet_results"]) / raw.name / f"{trainer}_{configuration}_fold{fold}_train.log",
-               total_epochs=int(match.group(1)) if match else None, description=f"train {trainer} fold {fold}")
+               total_epochs=int(match.group(1)) if match else None, description=f"train {trainer} fold {fold}",
+               progress=progress)
     return out
 
 

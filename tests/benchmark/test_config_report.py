@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mrgen_nnunet.benchmark.config import ROWS, load_config, patient_list
+from mrgen_nnunet.benchmark.config import load_config, patient_list
+from mrgen_nnunet.benchmark.rows import DEFAULT_ROWS as ROWS
 from mrgen_nnunet.benchmark.report import RowResult, markdown_table, summarise, write_report
 from mrgen_nnunet.errors import MRGenError
 
@@ -72,19 +73,6 @@ def test_summary_mean_sd_table_and_plot(tmp_path):
     assert len(data["runs"]) == 3 and data["runs"][2]["mean_dice"] == pytest.approx(0.8)
 
 
-def test_dataset_ids_of_parts_rows_and_seeds_never_collide():
-    # a row made of source + randomised copies must not reuse the id of the copies-only part (a past bug: the
-    # 'remap' row trained on the copies alone)
-    from mrgen_nnunet.benchmark.protocol import PARTS, ROW_PARTS, Ids
-
-    ids = Ids(700)
-    used = [ids.shared(w) for w in ("source", "target", "test")]
-    for k in range(3):
-        used += [ids.part(p, k) for p in PARTS] + [ids.row(r, k) for r in ROW_PARTS]
-    assert len(used) == len(set(used))
-    assert ids.row("remap", 0) not in {ids.part(p, 0) for p in PARTS}
-
-
 def test_cpu_config_has_every_row():
     cfg = load_config(REPO / "benchmarks" / "configs" / "mscmrseg_cpu.toml")
     assert list(cfg.rows) == list(ROWS) and patient_list(cfg.test) == [21, 22, 23, 24, 25]
@@ -93,13 +81,18 @@ def test_cpu_config_has_every_row():
 def test_each_seed_trains_its_own_model(tmp_path):
     # nnU-Net names a model by dataset/trainer/plans/fold: the source row (same dataset for every seed) reused
     # seed 0's model for seeds 1.. when all seeds shared one results root
-    from mrgen_nnunet.benchmark.protocol import _filter_model, seed_environment
+    from mrgen_nnunet.benchmark.protocol import seed_environment
 
     env = {"nnUNet_raw": str(tmp_path / "raw"), "nnUNet_results": str(tmp_path / "res")}
     roots = {seed_environment(env, s)["nnUNet_results"] for s in (0, 1, 2)}
     assert len(roots) == 3 and env["nnUNet_results"] == str(tmp_path / "res")  # the caller's env is untouched
-    (tmp_path / "raw" / "Dataset700_source").mkdir(parents=True)
+    from mrgen_nnunet.benchmark.ledger import Ledger
+    from mrgen_nnunet.benchmark.protocol import Progress, _Build
+
+    (tmp_path / "raw").mkdir(parents=True)
     cfg = load_config(REPO / "benchmarks" / "configs" / "mscmrseg_cpu.toml")
     cfg.seeds = [3, 4]
-    model = _filter_model(cfg, env)
+    ledger = Ledger(tmp_path / "ledger.json", 700, tmp_path / "raw")
+    (tmp_path / "raw" / f"Dataset{ledger.dataset_id('source'):03d}_source").mkdir()
+    model = _Build(cfg, env, ledger, Progress()).filter_model()
     assert model.parent.parent == tmp_path / "res" / "seed3" and model.parent.name == "Dataset700_source"

@@ -1,0 +1,61 @@
+"""The benchmark's row table: what each row trains on and with which trainer. Adding a row is one entry here.
+
+A row merges *parts* (datasets the benchmark builds once per seed or shares across seeds):
+  source     real source slices with labels            target     real target slices with labels (oracle only)
+  synthetic  generated target-sequence slices           labelmap / remap   fixed randomised copies of the source
+`uses_ratio`: sample real:synthetic at the config's `real_to_synthetic_ratio` (nnUNetTrainerMRGen's sampling).
+`trainer`: the trainer family; the config's trainer schedule is kept and its family replaced, e.g. the config's
+`nnUNetTrainerMRGen_30epochs_60it` becomes `nnUNetTrainerMRGenAug_30epochs_60it` for an `nnUNetTrainerMRGenAug` row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mrgen_nnunet.errors import MRGenError
+
+PARTS = ("source", "target", "synthetic", "labelmap", "remap")
+SEED_PARTS = ("synthetic", "labelmap", "remap")  # drawn anew for every seed
+BASE_TRAINER = "nnUNetTrainerMRGen"
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    title: str
+    parts: tuple[str, ...]
+    uses_ratio: bool = False
+    trainer: str = BASE_TRAINER
+
+
+ROWS: dict[str, Row] = {r.name: r for r in (
+    Row("source", "source only", ("source",)),
+    Row("source+aug", "source, augmented trainer", ("source",), trainer="nnUNetTrainerMRGenAug"),
+    Row("synthetic", "synthetic only (MRGen)", ("synthetic",)),
+    Row("synthetic+source", "synthetic + source", ("source", "synthetic"), uses_ratio=True),
+    Row("synthetic+source+aug", "synthetic + source, augmented trainer", ("source", "synthetic"), uses_ratio=True,
+        trainer="nnUNetTrainerMRGenAug"),
+    Row("labelmap", "source + label-map randomised (SynthSeg-style)", ("source", "labelmap")),
+    Row("remap", "source + intensity-remapped (GIN/BigAug-style)", ("source", "remap")),
+    Row("synthetic+source+remap", "synthetic + source + remapped", ("source", "synthetic", "remap"),
+        uses_ratio=True),
+    Row("oracle", "target oracle", ("target",)),
+)}
+# the rows a config runs when it names none (the original seven)
+DEFAULT_ROWS = ("source", "synthetic", "synthetic+source", "labelmap", "remap", "synthetic+source+remap", "oracle")
+
+
+def row_trainer(row: Row, config_trainer: str) -> str:
+    """The trainer class name for `row` given the config's trainer (whose schedule suffix is kept)."""
+    if not config_trainer.startswith(BASE_TRAINER) or row.trainer == BASE_TRAINER:
+        return config_trainer
+    suffix = config_trainer[len(BASE_TRAINER):]
+    if suffix.startswith("Aug"):  # the config already names an augmented trainer
+        return config_trainer
+    return row.trainer + suffix
+
+
+def get_row(name: str, where: object = "rows") -> Row:
+    if name not in ROWS:
+        raise MRGenError(f"unknown row {name!r}", where, f"rows are {list(ROWS)}")
+    return ROWS[name]
