@@ -334,8 +334,8 @@ def run_benchmark(cfg: BenchmarkConfig, console=None, jobs: int = 1,
         return train_and_test(cfg, row, seed, dataset, test, plans, env, out / "rows" / row / f"seed{seed}",
                               labels, ledger, build.settings[f"row:{row}:seed{seed}"], progress, threads)
 
-    # seed-major order: a run stopped early has every row of the first seeds
-    order = sorted(datasets.items(), key=lambda kv: (cfg.seeds.index(kv[0][1]), cfg.rows.index(kv[0][0])))
+    # row-major order: a run stopped early has every seed of its first rows (what paired statistics need)
+    order = sorted(datasets.items(), key=lambda kv: (cfg.rows.index(kv[0][0]), cfg.seeds.index(kv[0][1])))
     t = time.perf_counter()
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         results = list(pool.map(task, order))
