@@ -1,17 +1,24 @@
-"""The `mrgen-nnunet` entry point: command groups, --version, --debug and one-line errors."""
+"""The `mrgen-nnunet` entry point: command groups, --version, --debug, one-line errors, quiet third-party warnings."""
 
 from __future__ import annotations
 
 import sys
+import warnings
 
-import click
 import typer
+from rich.markup import escape
+
+try:  # typer >= 0.26 ships its own copy of click (typer._click); older typer uses click itself
+    from typer import _click as click
+except ImportError:
+    import click
 
 from mrgen_nnunet import __version__
 from mrgen_nnunet.cli import (
     benchmark,
     convert,
     demo,
+    env,
     evaluate,
     evaluate_generator,
     segment,
@@ -19,7 +26,7 @@ from mrgen_nnunet.cli import (
     train,
     trainer_path,
 )
-from mrgen_nnunet.errors import MRGenError, NotReadyError
+from mrgen_nnunet.errors import MRGenError, NotReadyError, os_error
 
 app = typer.Typer(
     name="mrgen-nnunet",
@@ -28,6 +35,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+# pipeline order in `--help`: prepare data, train the generator, synthesise, segment, evaluate; then the rest
+ORDER = ("convert", "train", "synthesize", "segment", "evaluate", "evaluate-generator", "evaluate-autoencoder",
+         "benchmark", "demo", "env", "trainer-path")
 
 
 def _version(value: bool) -> None:
@@ -39,7 +51,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
-    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors."),
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks and third-party warnings."),
 ) -> None:
     """mrgen-nnunet: MRGen synthesis for nnU-Net."""
 
@@ -53,7 +65,30 @@ app.command("evaluate-generator")(evaluate_generator.evaluate_generator)
 app.command("evaluate-autoencoder")(evaluate_generator.evaluate_autoencoder)
 app.command("benchmark")(benchmark.benchmark)
 app.command("demo")(demo.demo)
+app.command("env")(env.env)
 app.command("trainer-path")(trainer_path.trainer_path)
+
+
+def _plain_help(command: click.Command) -> None:
+    """Help shown exactly as written: rich markup would eat `[default: $nnUNet_raw]` or `[ray]`, so escape it;
+    flags get no `<bool>` type column."""
+    command.help = command.help and escape(command.help)
+    for param in [*command.params, command.get_help_option(click.Context(command))]:  # --help is cached
+        if getattr(param, "help", None):
+            param.help = escape(param.help)
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _plain_help(sub)
+
+
+def build_cli() -> click.Command:
+    """The click command tree of `app`: help text as written, commands in pipeline order (ORDER)."""
+    cli = typer.main.get_command(app)
+    assert set(cli.commands) == set(ORDER), set(cli.commands) ^ set(ORDER)
+    cli.commands = {name: cli.commands[name] for name in ORDER}
+    _plain_help(cli)
+    return cli
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,10 +96,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
-        app(args=argv, prog_name="mrgen-nnunet", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+        with warnings.catch_warnings():
+            if not debug:  # torch.jit FutureWarnings and the like; our own code raises errors, not warnings
+                warnings.simplefilter("ignore")
+            build_cli().main(args=argv, prog_name="mrgen-nnunet", standalone_mode=False)
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         print("mrgen-nnunet: error: aborted", file=sys.stderr)
         return 130
     except click.ClickException as exc:
@@ -83,6 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mrgen-nnunet: error: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a path the code did not check itself: still what, where and how to fix
+        if debug:
+            raise
+        print(f"mrgen-nnunet: error: {os_error(exc)}", file=sys.stderr)
+        return 1
     except Exception as exc:  # last resort: still one line, the traceback only with --debug
         if debug:
             raise

@@ -1,7 +1,7 @@
 """`mrgen-nnunet segment plan|train|predict`: nnU-Net's own CLIs with our trainers on nnUNet_extTrainer.
 
 Equivalent to `nnUNet_extTrainer=$(mrgen-nnunet trainer-path) nnUNetv2_train ...`; sets nnUNet_n_proc_DA=0 on
-machines with <= 4 cores and picks the device (cuda, mps, cpu) unless --device is given.
+machines with <= 4 cores and picks the device (cuda, mps, cpu) unless --device names one.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ CONFIGURATION = typer.Option("2d", "--configuration", "-c", help="nnU-Net config
 TRAINER = typer.Option("nnUNetTrainerMRGen", "--trainer", "-tr",
                        help="trainer class, e.g. nnUNetTrainerMRGen, nnUNetTrainerMRGen_5epochs_10it")
 FOLD = typer.Option("0", "--fold", "-f", help="fold 0..4 or 'all'")
-DEVICE = typer.Option(None, "--device", help="cuda, mps or cpu [default: auto]")
+DEVICE = typer.Option("auto", "--device", help="auto (cuda, else mps, else cpu) | cuda | cuda:N | mps | cpu.")
 
 
 def _env() -> dict[str, str]:
@@ -37,10 +37,13 @@ def _env() -> dict[str, str]:
                               n_proc=1 if small and "nnUNet_def_n_proc" not in os.environ else None)
 
 
-def _device(device: str | None) -> str:
-    from mrgen_nnunet.trainers.nnunet_run import default_device
+def _device(device: str) -> str:
+    """`auto` -> cuda, mps or cpu; printed once."""
+    from mrgen_nnunet.environment import resolve_device
 
-    return device or default_device()
+    device = resolve_device(device)
+    typer.echo(f"device: {device}")
+    return device
 
 
 @app.command("plan")

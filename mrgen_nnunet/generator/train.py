@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from mrgen_nnunet.data.io import write_text_atomic
 from mrgen_nnunet.errors import MRGenError
@@ -43,6 +42,7 @@ from mrgen_nnunet.generator.text import (
     load_text_encoder,
     save_text_encoder,
 )
+from mrgen_nnunet.progress import StepProgress
 
 STAGES = ("autoencoder", "text", "mask")
 
@@ -79,11 +79,6 @@ def _accelerator(out_dir: Path, opts: TrainOptions):
                        project_config=ProjectConfiguration(project_dir=str(out_dir), logging_dir=str(out_dir / "logs")))
 
 
-def _progress(quiet: bool) -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn(), disable=quiet)
-
-
 def _save_model(model, folder: Path) -> None:
     tmp = folder.with_name(folder.name + ".tmp")
     if tmp.exists():
@@ -117,11 +112,9 @@ def _resume(out_dir: Path, stage: str, state: dict, model, optimizer) -> int:
                              "resume with the same stage/preset/resolution, or use a fresh --out")
     from safetensors.torch import load_file
 
-    from mrgen_nnunet.weights import load_torch_file
-
     files = sorted((ckpt / "model").glob("*.safetensors"))
     model.load_state_dict(load_file(str(files[0])))
-    optimizer.load_state_dict(load_torch_file(ckpt / "optimizer.pt"))
+    optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location="cpu", weights_only=True))
     return int(saved["step"])
 
 
@@ -195,8 +188,7 @@ def _loop(stage: str, out_dir: Path, preset: Preset, index_path, model, loss_fn,
     lines = csv.read_text(encoding="utf-8").splitlines() if (opts.resume and csv.is_file()) else ["step,loss"]
     lines = [ln for ln in lines if ln == "step,loss" or int(ln.split(",")[0]) <= start]
     model.train()
-    with _progress(opts.quiet) as bar:
-        task = bar.add_task(f"train {stage}", total=opts.steps, completed=start, loss=float("nan"))
+    with StepProgress(f"train {stage}", opts.steps, start, quiet=opts.quiet) as bar:
         for step in range(start + 1, opts.steps + 1):
             total = 0.0
             for _ in range(opts.grad_accum):
@@ -214,7 +206,7 @@ def _loop(stage: str, out_dir: Path, preset: Preset, index_path, model, loss_fn,
                 total += loss.item() / opts.grad_accum
             accelerator.log({f"{stage}/loss": total}, step=step)
             lines.append(f"{step},{total:.6f}")
-            bar.update(task, advance=1, loss=total)
+            bar.update(step, total)
             if opts.checkpoint_every and step % opts.checkpoint_every == 0 and step < opts.steps:
                 _checkpoint(out_dir, stage, state, step, accelerator.unwrap_model(model), optimizer)
                 write_text_atomic("\n".join(lines) + "\n", csv)  # the loss log survives a kill after this checkpoint

@@ -1,0 +1,97 @@
+"""What `mrgen-nnunet env` reports, and the one device resolution every command uses.
+
+`environment_report()` returns ordered (section, [(key, value), ...]) pairs of plain strings; `format_report` turns
+them into the text the command prints. Nothing here changes the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import metadata
+from pathlib import Path
+
+from mrgen_nnunet.errors import MRGenError
+
+PACKAGES = ("mrgen-nnunet", "torch", "diffusers", "nnunetv2", "sam2", "accelerate", "open_clip_torch")
+NNUNET_VARIABLES = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer")
+DEVICES = ("auto", "cuda", "mps", "cpu")
+
+
+def resolve_device(device: str, option: str = "--device") -> str:
+    """'auto' -> the first of cuda, mps, cpu that is available; 'cuda', 'cuda:N', 'mps', 'cpu' as given."""
+    from mrgen_nnunet.trainers.nnunet_run import default_device
+
+    if device == "auto":
+        return default_device()
+    kind, _, index = device.partition(":")
+    if kind not in DEVICES or (index and (kind != "cuda" or not index.isdigit())):
+        raise MRGenError(f"unknown device {device!r}", option, "use auto, cuda, cuda:N, mps or cpu")
+    return device
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _cpus() -> int:
+    """CPUs this process may run on (the affinity mask, e.g. a cgroup or taskset), else os.cpu_count()."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _folder(value: str | None) -> str:
+    if not value:
+        return "not set"
+    return value if Path(value).is_dir() else f"{value} (missing folder)"
+
+
+def _weights(kind: str, path: Path) -> str:
+    """One line on a local weights path given by the user: what was found there."""
+    if not path.exists():
+        return f"{path}: not found"
+    if kind == "sam2":
+        return f"{path}: found ({path.stat().st_size / 2**20:.1f} MiB)" if path.is_file() else f"{path}: not a file"
+    if kind == "biomedclip":
+        ok = (path / "open_clip_config.json").is_file()
+        return f"{path}: {'found (open_clip folder)' if ok else 'no open_clip_config.json in this folder'}"
+    from mrgen_nnunet.generator.folder import CONFIG_FILE, is_mrgen_layout
+
+    if (path / CONFIG_FILE).is_file():
+        stages = [s for s in ("vae", "unet", "controlnet") if (path / s).is_dir()]
+        return f"{path}: found (mrgen-nnunet generator: {', '.join(stages) or 'no stages yet'})"
+    if is_mrgen_layout(path):
+        return f"{path}: found (MRGen's released layout)"
+    return f"{path}: not a generator folder (no {CONFIG_FILE}, not MRGen's layout)"
+
+
+def environment_report(weights: dict[str, Path | None] | None = None) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Versions, device, threads, nnU-Net variables and (for the paths given) local weights.
+
+    `weights` maps 'sam2' | 'biomedclip' | 'generator' to a path or None (not checked).
+    """
+    import torch
+
+    from mrgen_nnunet.trainers.shim import trainer_path
+
+    versions = [(p, _version(p)) for p in PACKAGES]
+    device = [("auto", resolve_device("auto")), ("cuda devices", str(torch.cuda.device_count()))]
+    threads = [("cpus available", str(_cpus())), ("torch threads", str(torch.get_num_threads())),
+               ("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "not set"))]
+    nnunet = [(k, _folder(os.environ.get(k))) for k in NNUNET_VARIABLES]
+    nnunet.append(("for nnUNetv2_train", f"export nnUNet_extTrainer={trainer_path()}"))
+    report = [("versions", versions), ("device", device), ("threads", threads), ("nnU-Net", nnunet)]
+    given = [(k, _weights(k, Path(v))) for k, v in (weights or {}).items() if v is not None]
+    if given:
+        report.append(("weights", given))
+    return report
+
+
+def format_report(report: list[tuple[str, list[tuple[str, str]]]]) -> str:
+    """Sections as `section:` then `  key: value` lines."""
+    lines = []
+    for section, rows in report:
+        lines.append(f"{section}:")
+        lines += [f"  {k}: {v}" for k, v in rows]
+    return "\n".join(lines)

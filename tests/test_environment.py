@@ -1,0 +1,59 @@
+"""`mrgen-nnunet env` and the one `--device auto` resolution."""
+
+from __future__ import annotations
+
+import json
+from importlib import metadata
+
+import pytest
+import torch
+
+from mrgen_nnunet.cli.main import main
+from mrgen_nnunet.environment import resolve_device
+from mrgen_nnunet.errors import MRGenError
+from mrgen_nnunet.trainers.nnunet_run import default_device
+from mrgen_nnunet.trainers.shim import trainer_path
+
+
+def test_resolve_device():
+    assert resolve_device("auto") == default_device()
+    assert [resolve_device(d) for d in ("cpu", "cuda", "cuda:1", "mps")] == ["cpu", "cuda", "cuda:1", "mps"]
+    for bad in ("gpu", "cpu:1", "cuda:x", ""):
+        with pytest.raises(MRGenError, match="--device"):
+            resolve_device(bad)
+
+
+def test_env_reports_versions_device_threads_variables_and_weights(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("nnUNet_raw", str(tmp_path))
+    monkeypatch.setenv("nnUNet_results", str(tmp_path / "gone"))
+    monkeypatch.delenv("nnUNet_preprocessed", raising=False)
+    (tmp_path / "sam2.pt").write_bytes(b"\0" * 2**20)
+    gen = tmp_path / "gen"
+    (gen / "vae").mkdir(parents=True)
+    (gen / "mrgen_generator.json").write_text(json.dumps({}), encoding="utf-8")
+    assert main(["env", "--sam2-checkpoint", str(tmp_path / "sam2.pt"), "--biomedclip", str(tmp_path),
+                 "--generator", str(gen)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "versions:" and f"  torch: {metadata.version('torch')}" in lines
+    assert f"  mrgen-nnunet: {metadata.version('mrgen-nnunet')}" in lines
+    assert f"  auto: {default_device()}" in lines and f"  torch threads: {torch.get_num_threads()}" in lines
+    assert f"  nnUNet_raw: {tmp_path}" in lines and "  nnUNet_preprocessed: not set" in lines
+    assert f"  nnUNet_results: {tmp_path / 'gone'} (missing folder)" in lines
+    assert f"  for nnUNetv2_train: export nnUNet_extTrainer={trainer_path()}" in lines
+    assert lines[-4:] == ["weights:", f"  sam2: {tmp_path / 'sam2.pt'}: found (1.0 MiB)",
+                          f"  biomedclip: {tmp_path}: no open_clip_config.json in this folder",
+                          f"  generator: {gen}: found (mrgen-nnunet generator: vae)"]
+
+
+def test_env_without_paths_has_no_weights_section_and_names_missing_ones(tmp_path, capsys):
+    assert main(["env"]) == 0
+    assert "weights:" not in capsys.readouterr().out
+    assert main(["env", "--generator", str(tmp_path / "nope")]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"  generator: {tmp_path / 'nope'}: not found"
+
+
+def test_unknown_device_is_one_line_error(tmp_path, capsys):
+    assert main(["synthesize", "--target", "LGE", "--source", "101", "--generator", str(tmp_path),
+                 "--out-raw", str(tmp_path), "--out-dataset", "501", "--device", "gpu"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mrgen-nnunet: error: unknown device 'gpu' (--device)") and err.count("\n") == 1
