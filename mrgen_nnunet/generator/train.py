@@ -112,9 +112,11 @@ def _resume(out_dir: Path, stage: str, state: dict, model, optimizer) -> int:
                              "resume with the same stage/preset/resolution, or use a fresh --out")
     from safetensors.torch import load_file
 
+    from mrgen_nnunet.weights import load_torch_file
+
     files = sorted((ckpt / "model").glob("*.safetensors"))
     model.load_state_dict(load_file(str(files[0])))
-    optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location="cpu", weights_only=True))
+    optimizer.load_state_dict(load_torch_file(ckpt / "optimizer.pt"))
     return int(saved["step"])
 
 
