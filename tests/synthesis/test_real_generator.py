@@ -27,6 +27,7 @@ def test_cli_synthesize_with_real_tiny_generator(tmp_path, generator, capsys):
 
     verify_dataset_integrity(str(out), num_processes=1)
     assert json.loads(printed[printed.index("{"):])["accepted"] == 3
+    assert printed.count("device: ") == 1 and printed.startswith("device: ")  # --device auto, resolved once
     # the same command again refuses to overwrite; wrong target and missing SAM2 checkpoint are one-line errors
     assert main(args) == 1
     assert "already used" in capsys.readouterr().err
