@@ -85,10 +85,18 @@ def run_nnunet(args: list[str], env: Mapping[str, str], log_file: Path, total_ep
                description: str = "", progress: bool = True) -> None:
     """Run one nnU-Net CLI (`args[0]` is its name), log to `log_file`, raise MRGenError on failure.
 
-    `progress=False` draws no bar (several runs side by side in threads: rich allows one live display)."""
+    `progress=False` draws no bar (several runs side by side in threads: rich allows one live display).
+    The tool runs in its own process group (with its data-augmentation workers), killed whole when this process
+    gets SIGTERM/SIGINT or an exception, so that no orphaned trainer keeps running."""
+    import contextlib
+    import signal
     import subprocess
+    import threading
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    def stop(signum, frame):  # SIGTERM -> an exception, so that the group is killed below
+        raise KeyboardInterrupt
 
     log_file = Path(log_file)
     log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -99,13 +107,24 @@ def run_nnunet(args: list[str], env: Mapping[str, str], log_file: Path, total_ep
                                               transient=True, disable=not progress) as bar:
         task = bar.add_task(description or args[0], total=total_epochs)
         proc = subprocess.Popen(cmd, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                encoding="utf-8", errors="replace")
-        for line in proc.stdout:
-            log.write(line)
-            m = epoch_re.match(line.split(": ", 1)[-1].strip())
-            if m:
-                bar.update(task, completed=int(m.group(1)))
-        code = proc.wait()
+                                encoding="utf-8", errors="replace", start_new_session=True)
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, stop) if main_thread else None
+        try:
+            for line in proc.stdout:
+                log.write(line)
+                m = epoch_re.match(line.split(": ", 1)[-1].strip())
+                if m:
+                    bar.update(task, completed=int(m.group(1)))
+            code = proc.wait()
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGTERM, previous)
     if code != 0:
         text = log_file.read_text(encoding="utf-8")
         if "Could not find requested nnunet trainer" in text:
