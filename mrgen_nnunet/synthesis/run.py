@@ -5,7 +5,7 @@ Work happens in a hidden folder `raw_root/.mrgen-partial-DatasetNNN_NAME/` (invi
     run.json                the options that determine the output (a resumed run must match them)
     imagesTr/ labelsTr/     accepted cases, written atomically
     items/<case>.json       one per finished source mask: its candidates, scores, accepted cases (the commit point)
-    rows/<case>_{acc,rej}.png  contact-sheet rows
+    rows/<case>.png            contact-sheet rows
 
 A source mask is done when its item file exists. Masks are batched in fixed chunks of `masks_per_batch`
 consecutive manifest items (the unit of batching, sharding and resume): a re-run skips chunks whose masks are all
@@ -32,10 +32,17 @@ from mrgen_nnunet.data.io import write_image, write_text_atomic
 from mrgen_nnunet.data.normalize import denormalize_slice, normalize_label, normalize_slice
 from mrgen_nnunet.errors import MRGenError
 from mrgen_nnunet.filtering.selection import Thresholds, passes, select, should_skip
-from mrgen_nnunet.synthesis.contact_sheet import png_bytes, render_row, stack_rows, write_bytes_atomic
+from mrgen_nnunet.synthesis.contact_sheet import (
+    Candidate,
+    caption,
+    png_bytes,
+    render_row,
+    stack_rows,
+    write_bytes_atomic,
+)
 from mrgen_nnunet.synthesis.manifest import MaskItem, build_manifest, load_sources
 
-SHEET_ROWS = 8  # accepted rows and rejected rows on the contact sheet (each)
+SHEET_ROWS, SHEET_CANDIDATES = 8, 6  # contact sheet: masks (spread over the manifest), candidates per mask
 
 
 @dataclass
@@ -370,18 +377,13 @@ def _select_and_write(m: _Mask, o: SynthesisOptions, work: Path, generator_id: s
         record["accepted"].append({"case": case, "try": t, "seed": m.item.seeds[t], "relaxed": relaxed})
     record["relaxed"] = relaxed and bool(kept)
 
-    def row(t: int, verdict: str) -> None:
-        text = "\n".join([f"{s.case} try {t} {verdict}"] + [f"{k[:10]} iou {v.iou:.2f} c {v.conf:.2f}"
-                                                             for k, v in scores[t].organs.items()]
-                         + [f"unrequested {k}" for k in scores[t].unrequested])
-        png = render_row(m.x, m.label_n, images[t], scores[t].prediction, text)
-        write_bytes_atomic(png_bytes(png), work / "rows" / f"{s.case}_{verdict[:3]}.png")
-
-    if kept:
-        row(kept[0], "accepted")
-    rejected = [t for t in range(len(images)) if t not in kept]
-    if rejected:
-        row(rejected[0], "rejected")
+    shown = (kept + [t for t in range(len(images)) if t not in kept])[:SHEET_CANDIDATES]  # accepted first
+    filtered = record["filter"] != "none"
+    tiles = [Candidate(images[t], scores[t].prediction, t in kept, caption(t, scores[t], t in kept, filtered))
+             for t in shown]
+    verdict = ("accepted" + (" (thresholds relaxed)" if record["relaxed"] else "")) if filtered else "kept (no filter)"
+    title = f"{s.case}: {len(kept)} of {len(images)} candidates {verdict}"
+    write_bytes_atomic(png_bytes(render_row(m.x, m.label_n, tiles, title)), work / "rows" / f"{s.case}.png")
     return record
 
 
@@ -438,10 +440,9 @@ def _assemble(items, work: Path, final: Path, out_raw: Path, o: SynthesisOptions
         extra = {"mrgen": mrgen_key(modality_key, "slices", {a["case"]: r["patient"] for a, r in accepted},
                                     sorted(keep), None, "provenance.jsonl")}
         write_dataset_json(work, labels, {"0": channel}, len(keep), extra, dataset_name=final.name)
-        rows = [work / "rows" / f"{r['source_case']}_acc.png" for r in records]
-        rows = [p for p in rows if p.is_file()][:SHEET_ROWS]
-        rej = [p for p in (work / "rows" / f"{r['source_case']}_rej.png" for r in records) if p.is_file()]
-        stack_rows(rows + rej[:SHEET_ROWS], work / "contact_sheet.png")
+        rows = [p for p in (work / "rows" / f"{r['source_case']}.png" for r in records) if p.is_file()]
+        picks = sorted({round(i) for i in np.linspace(0, len(rows) - 1, min(SHEET_ROWS, len(rows)))})
+        stack_rows([rows[i] for i in picks], work / "contact_sheet.png")  # spread over patients and slices
         summary = _summary(items, work, o, generator_id, str(final), complete=True)
         write_text_atomic(json.dumps(summary.to_dict(), indent=1, sort_keys=True), work / "summary.json")
         for name in ("items", "rows"):
