@@ -90,7 +90,6 @@ def main() -> None:
     args = ap.parse_args()
 
     from mrgen_nnunet.benchmark.config import load_config
-    from mrgen_nnunet.benchmark.protocol import Ids
     from mrgen_nnunet.data.nnunet_raw import find_dataset
 
     configs = {p: getattr(args, p) for p in PROFILES}
@@ -107,7 +106,8 @@ def main() -> None:
         runs = json.loads((cfg.out / "results" / "results.json").read_text(encoding="utf-8"))["runs"]
         synth = []
         for k, seed in enumerate(cfg.seeds):
-            dataset = find_dataset(cfg.out / "nnUNet_raw", Ids(cfg.first_dataset_id).part("synthetic", k))
+            ids = json.loads((cfg.out / "ledger.json").read_text(encoding="utf-8"))
+            dataset = find_dataset(cfg.out / "nnUNet_raw", ids[f"part:synthetic:seed{seed}"]["id"])
             s = json.loads((dataset / "summary.json").read_text(encoding="utf-8"))
             synth.append({"seed": seed, "seconds": s["seconds"], "slices_per_second": s["slices_per_second"],
                           "accepted": s["accepted"]})

@@ -1,7 +1,10 @@
 """The benchmark's results table (markdown + JSON) and bar plot.
 
-Input per row and seed: `RowResult` = Dice and HD95 (mm) per structure, each the mean over test volumes, plus
-wall seconds per stage. Output per row: mean ± sd over seeds (sd only when there is more than one seed).
+Input per row and seed: `RowResult` = Dice and HD95 (mm) per structure, each the mean over test volumes, the
+per-volume Dice, and wall seconds per stage. Output per row: mean ± sd over seeds (sd only when there is more
+than one seed) and the paired difference of mean Dice against the `source` row over (test volume × seed) pairs
+with a 95 % bootstrap interval: both rows saw the same volumes with the same seeds, so pairing removes the
+volume-to-volume spread that dwarfs the row effect.
 """
 
 from __future__ import annotations
@@ -50,6 +53,21 @@ def _stat(values: list[float]) -> dict:
     return {"mean": mean, "sd": sd, "n": int(v.size)}
 
 
+def paired_difference(row: list[RowResult], reference: list[RowResult], n_boot: int = 10000,
+                      seed: int = 0) -> dict | None:
+    """Mean over (test volume, seed) pairs of row minus reference (mean Dice over structures of one volume), with
+    a 95 % percentile bootstrap interval. None when the two rows share no (volume, seed) pair."""
+    ref = {(r.seed, c): float(np.nanmean(list(d.values()))) for r in reference for c, d in r.cases.items()}
+    diffs = np.array([float(np.nanmean(list(d.values()))) - ref[(r.seed, c)]
+                      for r in row for c, d in r.cases.items() if (r.seed, c) in ref])
+    if diffs.size == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    boot = diffs[rng.integers(0, diffs.size, (n_boot, diffs.size))].mean(axis=1)
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return {"mean": float(diffs.mean()), "lo": float(lo), "hi": float(hi), "n": int(diffs.size)}
+
+
 def summarise(results: list[RowResult]) -> dict:
     """{row: {"dice": {structure: stat}, "hd95": {...}, "mean_dice": stat, "train_cases", "seconds"}}, in row order
     of first appearance; stat = {"mean", "sd" (None for one seed), "n"}."""
@@ -67,6 +85,9 @@ def summarise(results: list[RowResult]) -> dict:
             "mean_dice": _stat([r.mean_dice for r in rs]),
             "train_cases": rs[0].train_cases,
             "seconds": {k: float(np.mean([r.seconds.get(k, 0.0) for r in rs])) for k in rs[0].seconds},
+            "per_seed_mean_dice": {str(r.seed): r.mean_dice for r in rs},
+            "trainer": rs[0].trainer,
+            "vs_source": paired_difference(rs, rows["source"]) if "source" in rows and row != "source" else None,
         }
     return out
 
@@ -82,12 +103,14 @@ def markdown_table(summary: dict) -> str:
     """Markdown: one line per row, mean Dice, Dice per structure, mean HD95 per structure (mm), cases, train time."""
     structures = list(next(iter(summary.values()))["dice"])
     head = ["row", "mean Dice"] + [f"Dice {s}" for s in structures] + [f"HD95 {s} (mm)" for s in structures]
-    head += ["train cases", "train s"]
+    head += ["Δ mean Dice vs source [95 % CI]", "seeds", "train cases", "train s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in summary.values():
         cells = [row["title"], _fmt(row["mean_dice"])]
         cells += [_fmt(row["dice"][s]) for s in structures] + [_fmt(row["hd95"][s], 1) for s in structures]
-        cells += [str(row["train_cases"]), f"{row['seconds'].get('train', 0.0):.0f}"]
+        d = row.get("vs_source")
+        cells += [f"{d['mean']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}] (n={d['n']})" if d else "–",
+                  str(len(row["seeds"])), str(row["train_cases"]), f"{row['seconds'].get('train', 0.0):.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -107,6 +130,9 @@ def plot(summary: dict, path: Path, title: str) -> Path:
         stats = [row["mean_dice"] if key == "mean" else row["dice"][key] for row in summary.values()]
         ax.bar(np.arange(len(summary)) + i * width, [s["mean"] for s in stats], width,
                yerr=[s["sd"] or 0.0 for s in stats], label=key)
+    for j, row in enumerate(summary.values()):  # each seed's mean Dice as a point on the row's mean bar
+        points = list(row.get("per_seed_mean_dice", {}).values())
+        ax.scatter([j + (len(keys) - 1) * width] * len(points), points, color="black", s=10, zorder=3)
     ax.set_xticks(np.arange(len(summary)) + 0.4 - width / 2)
     ax.set_xticklabels([row["title"].replace(" (", "\n(") for row in summary.values()], fontsize=7)
     ax.set_ylim(0, 1)

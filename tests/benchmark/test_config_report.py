@@ -4,6 +4,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mrgen_nnunet.benchmark.config import load_config, patient_list
@@ -96,3 +97,23 @@ def test_each_seed_trains_its_own_model(tmp_path):
     (tmp_path / "raw" / f"Dataset{ledger.dataset_id('source'):03d}_source").mkdir()
     model = _Build(cfg, env, ledger, Progress()).filter_model()
     assert model.parent.parent == tmp_path / "res" / "seed3" and model.parent.name == "Dataset700_source"
+
+
+def test_paired_difference_against_source_with_bootstrap_interval():
+    from mrgen_nnunet.benchmark.report import paired_difference
+
+    rng = np.random.default_rng(0)
+    base = {f"v{i}": rng.uniform(0.3, 0.9) for i in range(5)}  # volume difficulty, shared by both rows
+
+    def result(row, seed, shift):
+        cases = {c: {"a": v + shift + rng.normal(0, 0.01), "b": v + shift} for c, v in base.items()}
+        return RowResult(row, seed, {"a": 0.5, "b": 0.5}, {"a": 1.0, "b": 1.0}, cases=cases)
+
+    source = [result("source", s, 0.0) for s in (0, 1)]
+    better = [result("aug", s, 0.1) for s in (0, 1)]
+    d = paired_difference(better, source)
+    assert d["n"] == 10 and d["mean"] == pytest.approx(0.1, abs=0.01) and d["lo"] > 0.08 and d["hi"] < 0.12
+    assert paired_difference([result("x", 7, 0.0)], source) is None  # no shared seed: no pairs
+    summary = summarise(source + better)
+    assert summary["source"]["vs_source"] is None and summary["aug"]["vs_source"]["n"] == 10
+    assert f"{summary['aug']['vs_source']['mean']:+.3f} [" in markdown_table(summary)
