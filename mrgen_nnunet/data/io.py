@@ -7,9 +7,14 @@ SimpleITK's (x, y[, z]) order.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import locale
+import math
 import os
+import struct
+import tempfile
 import uuid
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,17 +62,23 @@ def keep_locale():
 def read_image(path: str | os.PathLike) -> tuple[np.ndarray, Geometry]:
     """Read any SimpleITK-readable image. Returns (array (z, y, x) or (y, x), geometry).
 
-    RGB(A) images (PNG/JPEG) are converted to grey by averaging the colour channels.
+    NIfTI files are verified first (`verify_nifti`). RGB(A) images (PNG/JPEG) are converted to grey by averaging
+    the colour channels.
     """
     import SimpleITK as sitk
 
     path = Path(path)
     if not path.is_file():
         raise MRGenError("image file not found", path, "check the path")
+    data = verify_nifti(path) if path.name.endswith((".nii", ".nii.gz")) else None
     sitk.ProcessObject.SetGlobalWarningDisplay(False)  # ITK prints e.g. "direction coerced" per file to stderr
     try:
-        with keep_locale():
-            image = sitk.ReadImage(str(path))
+        with keep_locale(), tempfile.TemporaryDirectory() as tmp:
+            if data is not None and path.name.endswith(".gz"):  # ITK reads the verified bytes: no second gunzip
+                (Path(tmp) / "image.nii").write_bytes(data)
+                image = sitk.ReadImage(str(Path(tmp) / "image.nii"))
+            else:
+                image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
         raise MRGenError(f"cannot read image: {first}", path, "the file is corrupt or truncated; re-export it") from None
@@ -76,6 +87,59 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, Geometry]:
         array = array[..., :3].mean(axis=-1)
     geometry = Geometry(tuple(image.GetSpacing()), tuple(image.GetOrigin()), tuple(image.GetDirection()))
     return array, geometry
+
+
+_FLOAT_VOXELS = {16: "f4", 64: "f8"}  # NIfTI datatype codes of float32 / float64
+
+
+def verify_nifti(path: Path) -> bytes:
+    """What ITK does not check: a .nii.gz must decompress whole (Python's gzip verifies CRC and length), the voxel
+    data must be as long as the header says, and float voxels must be finite. ITK reads a short file as zeros, ignores
+    a CRC error and turns NaN/Inf into 0. A file that is not single-file NIfTI-1/2 is left to ITK's reader.
+    Returns the (decompressed) file contents."""
+    data = path.read_bytes()
+    if path.name.endswith(".gz"):
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise MRGenError(f"corrupt gzip data: {exc}", path,
+                             "the file is truncated or damaged; re-export or re-download it") from None
+    header = _nifti_header(data)
+    if header is None:
+        return data
+    offset, shape, bitpix, datatype, endian = header
+    count = math.prod(shape)
+    needed = offset + count * bitpix // 8
+    if len(data) < needed:
+        raise MRGenError(f"image data is truncated ({len(data)} of {needed} bytes)", path,
+                         "the file is truncated; re-export or re-download it")
+    if datatype in _FLOAT_VOXELS:
+        voxels = np.frombuffer(data, dtype=endian + _FLOAT_VOXELS[datatype], count=count, offset=offset)
+        bad = int(np.count_nonzero(~np.isfinite(voxels)))
+        if bad:
+            raise MRGenError(f"image has {bad} NaN/Inf voxel(s)", path,
+                             "replace them (e.g. with 0 or the minimum) or exclude this file")
+    return data
+
+
+def _nifti_header(data: bytes) -> tuple[int, tuple[int, ...], int, int, str] | None:
+    """(voxel offset, shape, bits per voxel, datatype code, byte order) of a single-file NIfTI-1/2, else None."""
+    for e in "<>":
+        if len(data) >= 348 and struct.unpack(e + "i", data[:4])[0] == 348 and data[344:347] == b"n+1":
+            dim = struct.unpack(e + "8h", data[40:56])
+            datatype, bitpix = struct.unpack(e + "2h", data[70:74])
+            offset = int(struct.unpack(e + "f", data[108:112])[0])
+        elif len(data) >= 540 and struct.unpack(e + "i", data[:4])[0] == 540 and data[4:7] == b"n+2":
+            datatype, bitpix = struct.unpack(e + "2h", data[12:16])
+            dim = struct.unpack(e + "8q", data[16:80])
+            offset = struct.unpack(e + "q", data[168:176])[0]
+        else:
+            continue
+        shape = dim[1: dim[0] + 1]
+        if not 1 <= dim[0] <= 7 or min(shape) < 1 or bitpix < 1:
+            return None
+        return offset, shape, bitpix, datatype, e
+    return None
 
 
 def atomic_path(path: Path) -> Path:
