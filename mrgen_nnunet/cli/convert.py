@@ -46,7 +46,9 @@ def _run(layout: str, **options) -> None:
 
 @app.command("mscmrseg")
 def mscmrseg(src: Path = SRC, out_raw: Path = OUT_RAW, dataset_id: int = DATASET_ID, name: str = NAME,
-             sequence: str = typer.Option("bSSFP", "--sequence", help="bSSFP or LGE"), patients: str = PATIENTS,
+             sequence: str = typer.Option(None, "--sequence",
+                                          help="bSSFP or LGE [default: the sequence folder SRC names, else bSSFP]"),
+             patients: str = PATIENTS,
              as_slices: bool = AS_SLICES, all_slices: bool = ALL_SLICES, index: Path = INDEX,
              modality_table: Path = TABLE, force: bool = FORCE) -> None:
     """MS-CMRSeg 2019: SRC/{bSSFP,LGE}/image_K.nii.gz + label_K.nii.gz."""
@@ -57,7 +59,8 @@ def mscmrseg(src: Path = SRC, out_raw: Path = OUT_RAW, dataset_id: int = DATASET
 
 @app.command("chaos")
 def chaos(src: Path = SRC, out_raw: Path = OUT_RAW, dataset_id: int = DATASET_ID, name: str = NAME,
-          sequence: str = typer.Option("T2-SPIR", "--sequence", help="T2-SPIR, T1-InPhase or T1-OutofPhase"),
+          sequence: str = typer.Option(None, "--sequence", help="T2-SPIR, T1-InPhase or T1-OutofPhase "
+                                       "[default: the sequence folder SRC names, else T2-SPIR]"),
           patients: str = PATIENTS, as_slices: bool = AS_SLICES, all_slices: bool = ALL_SLICES, index: Path = INDEX,
           modality_table: Path = TABLE, force: bool = FORCE) -> None:
     """CHAOS MR: original layout (MR/<id>/T2SPIR/DICOM_anon + Ground PNGs) or NIfTI image_K/label_K."""
@@ -93,9 +96,10 @@ def mrgen_db(src: Path = SRC, out_raw: Path = OUT_RAW, dataset_id: int = DATASET
 @app.command("mrgen-db-images")
 def mrgen_db_images(src: Path = SRC, index: Path = typer.Option(..., "--index", help="index JSONL to write"),
                     strict: bool = typer.Option(False, "--strict", help="missing image files are fatal"),
-                    modality_table: Path = TABLE) -> None:
+                    modality_table: Path = TABLE,
+                    force: bool = typer.Option(False, "--force", help="replace an existing index")) -> None:
     """MRGen-DB radiopaedia_data/*.json image-text records (no masks) -> index only."""
-    _run("mrgen-db-images", src=src, index=index, strict=strict, modality_table=modality_table)
+    _run("mrgen-db-images", src=src, index=index, strict=strict, modality_table=modality_table, force=force)
 
 
 @app.command("nifti")
@@ -116,6 +120,8 @@ def nifti(src: Path = SRC, out_raw: Path = OUT_RAW, dataset_id: int = DATASET_ID
 def nnunet(src: Path = typer.Argument(..., help="an nnU-Net raw dataset folder"),
            index: Path = typer.Option(None, "--index", help="index JSONL [default: SRC/mrgen_index.jsonl]"),
            sequence: str = typer.Option(None, "--sequence", help="modality [default: from dataset.json]"),
-           all_slices: bool = ALL_SLICES, modality_table: Path = TABLE) -> None:
+           all_slices: bool = ALL_SLICES, modality_table: Path = TABLE,
+           force: bool = typer.Option(False, "--force", help="replace an existing index")) -> None:
     """An existing nnU-Net raw dataset -> generator index."""
-    _run("nnunet", src=src, index=index, sequence=sequence, all_slices=all_slices, modality_table=modality_table)
+    _run("nnunet", src=src, index=index, sequence=sequence, all_slices=all_slices, modality_table=modality_table,
+         force=force)

@@ -89,6 +89,8 @@ def synthesize(
                                     help="mask (MRGen) | box | box+mask"),
     filter_model: Path | None = typer.Option(None, "--filter-model", rich_help_panel=FILTER,
                                              help="Trained nnU-Net model folder (--filter nnunet)."),
+    trust_checkpoint: bool = typer.Option(False, "--trust-checkpoint", rich_help_panel=FILTER,
+                                          help="Load --filter-model's checkpoint with full pickle (runs its code; trusted files only)."),
     iou: float = typer.Option(0.7, "--iou", rich_help_panel=FILTER,
                               help="Per-organ IoU of the filter's segmentation vs the mask, at least."),
     conf: float = typer.Option(0.8, "--conf", rich_help_panel=FILTER, help="Per-organ filter confidence, at least."),
@@ -129,7 +131,7 @@ def synthesize(
         sam2_encode=sam2_encode, overlap=overlap, mixed_precision=mixed_precision, compile=compile_models, seed=seed,
         filter=filter_name, sam2_config=sam2_config,
         sam2_checkpoint=None if sam2_checkpoint is None else str(sam2_checkpoint), sam2_prompt=sam2_prompt,
-        filter_model=None if filter_model is None else str(filter_model),
+        filter_model=None if filter_model is None else str(filter_model), trust_checkpoint=trust_checkpoint,
         thresholds=Thresholds(iou, conf, mean_iou, mean_conf, min_foreground), shard=i, num_shards=n,
         force=force, device=device)
     if backend not in ("local", "ray"):

@@ -52,9 +52,24 @@ def _options(config: Path | None, **flags):
         unknown = sorted(set(values) - known - {"preset", "resolution", "target"})
         if unknown:
             raise MRGenError(f"unknown config key(s) {', '.join(unknown)}", config, f"known: {', '.join(sorted(known))}")
-    values.update({k: v for k, v in flags.items() if v is not None and v is not False})
+    given = {k: v for k, v in flags.items() if v is not None and v is not False}
+    values.update(given)
+    _check(values, lambda key: f"--{key.replace('_', '-')}" if key in given else f"{key} ({config})")
     extra = {k: values.pop(k) for k in ("preset", "resolution", "target") if k in values}
     return TrainOptions(**values), extra
+
+
+def _check(values: dict, where) -> None:
+    """Ranges of the option values, from flags or the config file; `where(key)` names the flag or config key."""
+    from mrgen_nnunet.validation import at_least, between, one_of
+
+    for key, minimum in (("steps", 1), ("batch_size", 1), ("grad_accum", 1), ("checkpoint_every", 0),
+                         ("validate_every", 0), ("resolution", 8), ("lr", 1e-12)):
+        at_least(values.get(key), minimum, where(key))
+    for key in ("prompt_dropout", "target_mix"):
+        between(values.get(key), 0.0, 1.0, where(key))
+    one_of(values.get("mixed_precision"), ("no", "fp16", "bf16"), where("mixed_precision"))
+    one_of(values.get("mask_encoding"), ("weighted", "onehot"), where("mask_encoding"))
 
 
 def _common(config, steps, batch_size, lr, grad_accum, mixed_precision, seed, checkpoint_every, validate_every,
@@ -120,5 +135,5 @@ def all_stages(index: Path = INDEX, out: Path = OUT, target: str = typer.Option(
     """All three stages, --steps each -> a complete generator folder."""
     from mrgen_nnunet.generator.train import train_generator
 
-    opts, _ = _options(None, batch_size=batch_size, seed=seed, cpu=cpu)
+    opts, _ = _options(None, batch_size=batch_size, seed=seed, cpu=cpu, steps=steps, resolution=resolution)
     print(json.dumps(str(train_generator(index, out, preset, target, steps, resolution, opts))))

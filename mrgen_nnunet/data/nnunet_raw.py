@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,10 +23,10 @@ FILE_ENDING = ".nii.gz"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
 
 
-def dataset_folder_name(dataset_id: int, name: str) -> str:
-    """`Dataset{id:03d}_{name}`; id 1..999, name letters/digits/`_`/`-`."""
+def dataset_folder_name(dataset_id: int, name: str, option: str = "--dataset-id") -> str:
+    """`Dataset{id:03d}_{name}`; id 1..999 (`option` names the id's flag in errors), name letters/digits/`_`/`-`."""
     if not isinstance(dataset_id, int) or not 1 <= dataset_id <= 999:
-        raise MRGenError(f"dataset id must be an integer 1..999, got {dataset_id!r}", "--dataset-id",
+        raise MRGenError(f"dataset id must be an integer 1..999, got {dataset_id!r}", option,
                          "pick a free id such as 501")
     if not _NAME.match(name or ""):
         raise MRGenError(f"dataset name {name!r} must contain only letters, digits, '_' and '-'", "--name",
@@ -74,7 +75,8 @@ def staged_dataset(raw_root: str | os.PathLike, dataset_id: int, name: str, forc
     final = raw_root / dataset_folder_name(dataset_id, name)
     _refuse_existing(raw_root, dataset_id, force)
     raw_root.mkdir(parents=True, exist_ok=True)
-    tmp = raw_root / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
+    _remove_stale_staging(raw_root, dataset_id)
+    tmp = raw_root / f".{final.name}.tmp-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
         yield tmp
@@ -89,6 +91,25 @@ def staged_dataset(raw_root: str | os.PathLike, dataset_id: int, name: str, forc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _remove_stale_staging(raw_root: Path, dataset_id: int) -> None:
+    """Remove staging folders of this dataset id left by a killed run: `.DatasetNNN_*.tmp-<host>-<pid>-<hex>` whose
+    process on this host is gone (or in the older `.tmp-<hex>` form). A live conversion's folder is kept."""
+    for p in raw_root.glob(f".Dataset{dataset_id:03d}_*.tmp-*"):
+        host, _, pid = p.name.rsplit(".tmp-", 1)[1].rpartition("-")[0].rpartition("-")
+        if not pid.isdigit() or (host == socket.gethostname() and not _alive(int(pid))):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _refuse_existing(raw_root: Path, dataset_id: int, force: bool) -> None:

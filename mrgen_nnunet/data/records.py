@@ -57,6 +57,17 @@ def write_index(records: list[SliceRecord], path: str | os.PathLike) -> Path:
     return write_text_atomic("".join(r.to_json() + "\n" for r in records), path)
 
 
+def refuse_existing_index(path: str | os.PathLike | None, force: bool) -> None:
+    """An existing index file is replaced only with `force` (like a dataset); a folder or other non-file never."""
+    if path is None:
+        return
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        raise MRGenError("the index path is not a file", f"--index {path}", "pass a file path such as out/index.jsonl")
+    if path.exists() and not force:
+        raise MRGenError("index file already exists", path, "choose another --index or pass --force to replace it")
+
+
 def read_index(path: str | os.PathLike) -> list[SliceRecord]:
     """Read a JSONL index; relative file paths become absolute (against the index's folder)."""
     path = Path(path)

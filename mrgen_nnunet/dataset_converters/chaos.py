@@ -23,6 +23,7 @@ from mrgen_nnunet.dataset_converters.common import (
     numbered_files,
     parse_patients,
     read_png,
+    sequence_of_folder,
     write_dataset,
 )
 from mrgen_nnunet.errors import MRGenError
@@ -35,16 +36,19 @@ SEQUENCES = {
     "T1-InPhase": ("T1DUAL/DICOM_anon/InPhase", "T1DUAL/Ground", "T1IP"),
     "T1-OutofPhase": ("T1DUAL/DICOM_anon/OutPhase", "T1DUAL/Ground", "T1OP"),
 }
+FOLDER_NAMES = {"T2-SPIR": (), "T1-InPhase": ("T1IP", "InPhase"), "T1-OutofPhase": ("T1OP", "OutPhase")}
 
 
 def convert_chaos(src: str | os.PathLike, out_raw: str | os.PathLike, dataset_id: int, name: str | None = None,
-                  sequence: str = "T2-SPIR", patients: str | None = None, as_slices: bool = False,
+                  sequence: str | None = None, patients: str | None = None, as_slices: bool = False,
                   all_slices: bool = False, index: str | os.PathLike | None = None, force: bool = False,
                   modality_table: str | os.PathLike | None = None) -> Path:
-    """Convert CHAOS MR (`sequence` T2-SPIR, T1-InPhase or T1-OutofPhase). Case ids `{T2SPIR|T1IP|T1OP}{K:03d}`."""
+    """Convert CHAOS MR (`sequence` T2-SPIR, T1-InPhase or T1-OutofPhase; default T2-SPIR, or the sequence a source
+    folder is named after, e.g. `.../T1IP`). Case ids `{T2SPIR|T1IP|T1OP}{K:03d}`."""
+    src = Path(src)
+    sequence = sequence_of_folder(src, sequence, FOLDER_NAMES, "T2-SPIR")
     if sequence not in SEQUENCES:
         raise MRGenError(f"unknown CHAOS sequence {sequence!r}", "--sequence", f"choose one of {', '.join(SEQUENCES)}")
-    src = Path(src)
     if not src.is_dir():
         raise MRGenError("source folder not found", src, "pass the CHAOS MR folder or a folder of image_K.nii.gz")
     dicom_dir, ground_dir, prefix = SEQUENCES[sequence]

@@ -23,7 +23,7 @@ from mrgen_nnunet.data.nnunet_raw import (
     write_dataset_json,
 )
 from mrgen_nnunet.data.prompts import ModalityInfo
-from mrgen_nnunet.data.records import SliceRecord, write_index
+from mrgen_nnunet.data.records import SliceRecord, refuse_existing_index, write_index
 from mrgen_nnunet.errors import MRGenError
 
 
@@ -60,6 +60,20 @@ def parse_patients(spec: str | None) -> set[int] | None:
             raise MRGenError(f"empty patient range {part.strip()!r}", "--patients", "write the smaller id first")
         wanted.update(range(lo, hi + 1))
     return wanted
+
+
+def sequence_of_folder(src: Path, sequence: str | None, aliases: dict[str, tuple[str, ...]], default: str) -> str:
+    """The sequence to convert. A source folder named after a sequence (`.../LGE`, any case, `-`/`_` ignored) sets
+    it, and an explicit `sequence` must agree; otherwise `sequence`, else `default`. `aliases`: sequence -> other
+    folder names meaning it."""
+    def norm(text: str) -> str:
+        return re.sub(r"[\s_\-]+", "", text).lower()
+
+    named = next((seq for seq, more in aliases.items() if norm(src.name) in {norm(a) for a in (seq, *more)}), None)
+    if named is not None and sequence is not None and norm(sequence) != norm(named):
+        raise MRGenError(f"the source folder holds the {named} sequence but --sequence is {sequence!r}", src,
+                         f"drop --sequence or pass --sequence {named}")
+    return sequence or named or default
 
 
 def parse_label_map(spec: str) -> dict[str, int]:
@@ -142,6 +156,12 @@ def write_dataset(sources: list[VolumeSource], *, out_raw: str | os.PathLike, da
     if not sources:
         raise MRGenError("no cases found", dataset_tag or out_raw, "check the source folder, --patients and --sequence")
     check_labels(labels, "label map")
+    first: dict[str, str] = {}
+    for src in sources:
+        if first.setdefault(src.case_id, src.source) != src.source:
+            raise MRGenError(f"case id {src.case_id!r} also comes from {first[src.case_id]}", src.source,
+                             "rename or remove one of the two files")
+    refuse_existing_index(index, force)
     out_raw = Path(out_raw)
     final = out_raw / dataset_folder_name(dataset_id, name)
     patients: dict[str, str] = {}
@@ -191,8 +211,8 @@ def write_dataset(sources: list[VolumeSource], *, out_raw: str | os.PathLike, da
         write_dataset_json(tmp, labels, {"0": channel_name}, len(patients), dataset_name=final.name,
                            extra={"description": description or f"{dataset_tag} converted by mrgen-nnunet",
                                   "mrgen": mrgen_key(modality.key, kind, patients)})
-    if index is not None:
-        write_index(records, index)
+        if index is not None:  # before the dataset is renamed in: a published dataset always has its index
+            write_index(records, index)
     return final
 
 
@@ -220,10 +240,12 @@ def read_png(path: Path) -> np.ndarray:
 
 
 def numbered_files(folder: Path, prefix: str, suffix: str = ".nii.gz") -> dict[int, Path]:
-    """{K: folder/prefixK.suffix} for files named like `image_12.nii.gz`."""
-    found = {}
-    for p in folder.glob(f"{prefix}*{suffix}"):
+    """{K: folder/prefixK.suffix} for files named like `image_12.nii.gz`; two files for one K (`image_1`,
+    `image_01`) are an error."""
+    found: dict[int, Path] = {}
+    for p in sorted(folder.glob(f"{prefix}*{suffix}")):
         m = re.fullmatch(re.escape(prefix) + r"(\d+)" + re.escape(suffix), p.name)
-        if m:
-            found[int(m.group(1))] = p
+        if m and found.setdefault(int(m.group(1)), p) != p:
+            raise MRGenError(f"two files give case {int(m.group(1))}: {found[int(m.group(1))].name} and {p.name}", p,
+                             "rename or remove one of them")
     return dict(sorted(found.items()))

@@ -22,7 +22,7 @@ import numpy as np
 from mrgen_nnunet.data.io import Geometry, write_image
 from mrgen_nnunet.data.nnunet_raw import dataset_folder_name, mrgen_key, staged_dataset, write_dataset_json
 from mrgen_nnunet.data.prompts import resolve_modality
-from mrgen_nnunet.data.records import SliceRecord, write_index
+from mrgen_nnunet.data.records import SliceRecord, refuse_existing_index, write_index
 from mrgen_nnunet.dataset_converters.common import read_png
 from mrgen_nnunet.errors import MRGenError
 
@@ -74,6 +74,11 @@ def _subset_files(root: Path, subset: str | None) -> list[Path]:
     return parts
 
 
+def _check_modality(value: object, where: str, key: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise MRGenError(f"'{key}' must be a non-empty modality name, got {value!r:.80}", where, "fix the JSON record")
+
+
 def _report_missing(missing: list, strict: bool) -> None:
     """Records whose files are missing: an error with --strict, else one warning naming the first."""
     if not missing:
@@ -101,6 +106,7 @@ def convert_mrgen_db(src: str | os.PathLike, out_raw: str | os.PathLike, dataset
     """
     from rich.progress import track
 
+    refuse_existing_index(index, force)
     root = Path(src)
     records: list[tuple[Path, int, dict]] = []
     for f in _subset_files(root, subset):
@@ -114,6 +120,7 @@ def convert_mrgen_db(src: str | os.PathLike, out_raw: str | os.PathLike, dataset
         lacking = [k for k in REQUIRED if k not in r]
         if lacking:
             raise MRGenError(f"record lacks field(s) {', '.join(lacking)}", where, "fix the JSON record")
+        _check_modality(r["modality"], where, "modality")
         if not isinstance(r["label"], list) or not all(isinstance(o, str) and o for o in r["label"]):
             raise MRGenError(f"'label' must be a list of organ names, got {r['label']!r:.80}", where,
                              "fix the JSON record")
@@ -170,8 +177,8 @@ def convert_mrgen_db(src: str | os.PathLike, out_raw: str | os.PathLike, dataset
         write_dataset_json(tmp, labels, {"0": modality.split()[0]}, len(patients), dataset_name=final.name,
                            extra={"description": f"{tag} from MRGen-DB (Wu et al. 2024)",
                                   "mrgen": mrgen_key(modality, "slices", patients)})
-    if index is not None:
-        write_index(slice_records, index)
+        if index is not None:  # before the dataset is renamed in: a published dataset always has its index
+            write_index(slice_records, index)
     return final
 
 
@@ -216,9 +223,11 @@ def _slice_record(r: dict, case: str, patient: str, organs: list[str], labels: d
 
 
 def index_mrgen_db_images(src: str | os.PathLike, index: str | os.PathLike, strict: bool = False,
-                          modality_table: str | os.PathLike | None = None) -> Path:
+                          modality_table: str | os.PathLike | None = None, force: bool = False) -> Path:
     """`radiopaedia_data/*.json` image–text records -> index (no labels). Modality from `aux_modality` through
-    the alias table (attributes/region from the table, region overridden by the record's)."""
+    the alias table (attributes/region from the table, region overridden by the record's). An existing index is
+    replaced only with `force`."""
+    refuse_existing_index(index, force)
     root = Path(src)
     files = sorted((root / "radiopaedia_data").glob("*.json"))
     if not files:
@@ -236,10 +245,15 @@ def index_mrgen_db_images(src: str | os.PathLike, index: str | os.PathLike, stri
             if not image.is_file():
                 missing.append(image)
                 continue
+            parts = image.relative_to(root.resolve()).parts
+            if len(parts) < 2:
+                raise MRGenError(f"image {r['image_path']!r} lies in the release root, not in a case folder", where,
+                                 "keep radiopaedia images in <folder>/<case>/ as released")
+            _check_modality(r["aux_modality"], where, "aux_modality")
             info = resolve_modality(r["aux_modality"], modality_table)
             organs = r.get("organs") or []
             out.append(SliceRecord(
-                case_id=f"rp_{len(out):06d}", patient_id=f"radiopaedia/{image.relative_to(root.resolve()).parts[1]}",
+                case_id=f"rp_{len(out):06d}", patient_id=f"radiopaedia/{parts[1]}",
                 slice_index=0, image_file=os.path.relpath(image, index_dir), modality=info.key,
                 attributes=info.attributes, region=r.get("region") or info.region,
                 organs=[organs] if isinstance(organs, str) else list(organs), dataset="radiopaedia"))

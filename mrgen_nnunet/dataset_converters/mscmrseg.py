@@ -14,6 +14,7 @@ from mrgen_nnunet.dataset_converters.common import (
     load_pair,
     numbered_files,
     parse_patients,
+    sequence_of_folder,
     write_dataset,
 )
 from mrgen_nnunet.errors import MRGenError
@@ -23,16 +24,18 @@ SEQUENCES = ("bSSFP", "LGE")
 
 
 def convert_mscmrseg(src: str | os.PathLike, out_raw: str | os.PathLike, dataset_id: int, name: str | None = None,
-                     sequence: str = "bSSFP", patients: str | None = None, as_slices: bool = False,
+                     sequence: str | None = None, patients: str | None = None, as_slices: bool = False,
                      all_slices: bool = False, index: str | os.PathLike | None = None, force: bool = False,
                      modality_table: str | os.PathLike | None = None) -> Path:
-    """Convert one MS-CMRSeg sequence. `src` is the root holding `bSSFP/` and `LGE/`, or a sequence folder.
+    """Convert one MS-CMRSeg sequence. `src` is the root holding `bSSFP/` and `LGE/`, or a sequence folder (which
+    sets the sequence; `sequence` must then agree). Default sequence for the root: bSSFP.
 
     Case ids `{sequence}{K:03d}` (volumes) or `{sequence}{K:03d}_z{k:03d}` (slices); patient id `{sequence}/{K:03d}`.
     """
+    src = Path(src)
+    sequence = sequence_of_folder(src, sequence, {s: () for s in SEQUENCES}, "bSSFP")
     if sequence not in SEQUENCES:
         raise MRGenError(f"unknown MS-CMRSeg sequence {sequence!r}", "--sequence", f"choose one of {', '.join(SEQUENCES)}")
-    src = Path(src)
     folder = src / sequence if (src / sequence).is_dir() else src
     if not folder.is_dir():
         raise MRGenError("source folder not found", src, "pass the MS-CMRSeg root holding bSSFP/ and LGE/")

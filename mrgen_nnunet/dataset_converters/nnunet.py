@@ -8,18 +8,19 @@ from pathlib import Path
 from mrgen_nnunet.data.io import read_image
 from mrgen_nnunet.data.nnunet_raw import FILE_ENDING, check_labels, list_cases, read_dataset_json
 from mrgen_nnunet.data.prompts import resolve_modality
-from mrgen_nnunet.data.records import SliceRecord, write_index
+from mrgen_nnunet.data.records import SliceRecord, refuse_existing_index, write_index
 from mrgen_nnunet.dataset_converters.common import _organs, check_label_values
 from mrgen_nnunet.errors import MRGenError
 
 
 def convert_nnunet(src: str | os.PathLike, index: str | os.PathLike | None = None, sequence: str | None = None,
-                   all_slices: bool = False, modality_table: str | os.PathLike | None = None) -> Path:
+                   all_slices: bool = False, modality_table: str | os.PathLike | None = None,
+                   force: bool = False) -> Path:
     """Index every labelled axial slice (every slice with `all_slices`) of `src/imagesTr` + `labelsTr`.
 
     The modality comes from `sequence` or else the dataset.json `mrgen.modality` / first channel name. Patient
     ids come from `mrgen.patients` when present, else the case id. Returns the index path (default
-    `src/mrgen_index.jsonl`).
+    `src/mrgen_index.jsonl`); an existing index is replaced only with `force`.
     """
     src = Path(src)
     meta = read_dataset_json(src)
@@ -32,6 +33,7 @@ def convert_nnunet(src: str | os.PathLike, index: str | os.PathLike | None = Non
     if not cases:
         raise MRGenError("no cases in imagesTr", src, "is this an nnU-Net raw dataset?")
     index = Path(index) if index is not None else src / "mrgen_index.jsonl"
+    refuse_existing_index(index, force)
     index_dir = index.resolve().parent
     records = []
     for case in cases:

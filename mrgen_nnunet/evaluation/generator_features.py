@@ -25,7 +25,6 @@ from mrgen_nnunet.errors import MRGenError
 FEATURES = ("inception", "radimagenet", "biomedclip")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-BIOMEDCLIP_HUB_ID = "hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224"
 
 
 def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
@@ -155,10 +154,9 @@ def load_biomedclip(weights: str) -> tuple[nn.Module, object]:
     """(open_clip model, tokenizer) from a local open_clip folder or an `hf-hub:` id (cached; no download here)."""
     import open_clip
 
-    name = weights if weights.startswith(("hf-hub:", "local-dir:")) else f"local-dir:{Path(weights).resolve()}"
-    if name.startswith("local-dir:") and not (Path(name.removeprefix("local-dir:")) / "open_clip_config.json").is_file():
-        raise MRGenError("not an open_clip model folder (no open_clip_config.json)", weights,
-                         f"download {BIOMEDCLIP_HUB_ID.removeprefix('hf-hub:')} to a folder and pass it")
+    from mrgen_nnunet.generator.text import open_clip_source
+
+    name = open_clip_source(weights)
     try:
         model, _ = open_clip.create_model_from_pretrained(name, device="cpu")
         tokenizer = open_clip.get_tokenizer(name)

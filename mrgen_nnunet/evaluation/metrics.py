@@ -81,6 +81,10 @@ def evaluate_folder(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike, labe
     if missing:
         raise MRGenError(f"predictions missing for {len(missing)} of {len(gt_files)} cases, e.g. {missing[0]!r}",
                          pred_dir, "predict every test case (nnUNetv2_predict on imagesTs)")
+    extra = [c for c in pred_files if c not in gt_files]
+    if extra:
+        raise MRGenError(f"{len(extra)} prediction(s) have no ground truth, e.g. {extra[0]!r}", pred_dir,
+                         "point --gt at the labels of exactly the predicted cases, or remove the extra predictions")
     label_map = _label_map(labels, pred_dir, gt_dir)
     foreground = {name: value for name, value in label_map.items() if value != 0}
     known = set(label_map.values())

@@ -29,11 +29,13 @@ class NoFilter:
 
 
 def build_filter(name: str, sam2_config: str = "tiny", sam2_checkpoint: str | Path | None = None,
-                 sam2_prompt: str = "mask", filter_model: str | Path | None = None, device: str = "cpu"):
+                 sam2_prompt: str = "mask", filter_model: str | Path | None = None, device: str = "cpu",
+                 trust_checkpoint: bool = False):
     """The backend called `name` ("sam2" | "nnunet" | "none"), loaded from its files.
 
     `sam2` needs `sam2_checkpoint` (a random model is refused here; tests build one explicitly),
-    `nnunet` needs `filter_model` (a trained nnU-Net model folder with fold_0/checkpoint_final.pth).
+    `nnunet` needs `filter_model` (a trained nnU-Net model folder with fold_0/checkpoint_final.pth), loaded with
+    weights_only unless `trust_checkpoint`.
     """
     if name == "none":
         return NoFilter()
@@ -50,5 +52,5 @@ def build_filter(name: str, sam2_config: str = "tiny", sam2_checkpoint: str | Pa
         if filter_model is None:
             raise MRGenError("the nnunet filter needs a trained model folder", "--filter-model",
                              "pass nnUNet_results/DatasetNNN_X/nnUNetTrainer__nnUNetPlans__2d")
-        return NnUNetFilter.from_folder(filter_model, device=device)
+        return NnUNetFilter.from_folder(filter_model, device=device, trust=trust_checkpoint)
     raise MRGenError(f"unknown filter {name!r}", "--filter", f"use one of {', '.join(FILTERS)}")

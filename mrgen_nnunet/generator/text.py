@@ -156,13 +156,35 @@ def load_mrgen_text_encoder(encoder_dir: str | Path, tokenizer_dir: str | Path, 
     return TextEncoder(bert, _bert_tokenizer(tokenizer_dir, max_length), spec)
 
 
+def open_clip_source(source: str) -> str:
+    """An open_clip model name that loads without the network: a folder -> `local-dir:FOLDER`; `hf-hub:ID` -> its
+    snapshot in the local Hugging Face cache, else a one-line error at once (no 30 s of network retries)."""
+    if source.startswith("hf-hub:"):
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(source.removeprefix("hf-hub:"), "open_clip_config.json")
+        if not isinstance(cached, str):
+            raise MRGenError("offline: the model is not in the local Hugging Face cache", source,
+                             "provide a local folder: download the model once (huggingface-cli download "
+                             f"{source.removeprefix('hf-hub:')} --local-dir DIR) and pass DIR")
+        return f"local-dir:{Path(cached).parent}"
+    folder = Path(source.removeprefix("local-dir:")).resolve()
+    if not (folder / "open_clip_config.json").is_file():
+        raise MRGenError("not an open_clip model folder (no open_clip_config.json)", source,
+                         "download the model (e.g. microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224) to a "
+                         "folder and pass it")
+    return f"local-dir:{folder}"
+
+
 def load_biomedclip_text_encoder(source: str, max_length: int = 77) -> TextEncoder:
-    """open_clip BiomedCLIP (`hf-hub:...` id or local folder with open_clip_config.json) -> its PubMedBERT tower."""
+    """open_clip BiomedCLIP (`hf-hub:...` id in the local cache, or a local folder with open_clip_config.json) ->
+    its PubMedBERT tower."""
     import open_clip
 
+    name = open_clip_source(source)
     try:
-        model, _ = open_clip.create_model_from_pretrained(source)
-        hf_tok = open_clip.get_tokenizer(source, context_length=max_length)
+        model, _ = open_clip.create_model_from_pretrained(name)
+        hf_tok = open_clip.get_tokenizer(name, context_length=max_length)
     except Exception as exc:  # network / missing files: one line for the user
         raise MRGenError(f"cannot load BiomedCLIP: {type(exc).__name__}: {exc}", source,
                          "download the model once (or pass a local copy) — this machine may be offline") from None

@@ -46,6 +46,7 @@ PROFILES = {
                     early_stop=True, sam2_encode="image", overlap=True, mixed_precision=True, compile=False),
 }
 SAM2_ENCODE = ("organ", "image")
+SCHEDULERS = ("ddim", "dpm")
 
 
 def get_profile(name: str) -> Profile:
@@ -60,12 +61,32 @@ def resolve_profile(options):
     profile = asdict(get_profile(options.profile))
     filled = {f.name: profile[f.name] for f in fields(options) if f.name in profile and getattr(options, f.name) is None}
     resolved = replace(options, **filled)
-    if resolved.sam2_encode not in SAM2_ENCODE:
-        raise MRGenError(f"unknown SAM2 encoding {resolved.sam2_encode!r}", "--sam2-encode",
-                         f"use one of {', '.join(SAM2_ENCODE)}")
-    if resolved.masks_per_batch < 1:
-        raise MRGenError("--masks-per-batch must be >= 1", "--masks-per-batch", "use 1 (MRGen) or more")
+    check_options(resolved)
     return resolved
+
+
+def check_options(o) -> None:
+    """Refuse out-of-range settings of a resolved SynthesisOptions before anything is loaded or written."""
+    from mrgen_nnunet.filtering.backends import FILTERS
+    from mrgen_nnunet.validation import at_least, between, check_device, one_of
+
+    one_of(o.filter, FILTERS, "--filter")
+    one_of(o.sam2_encode, SAM2_ENCODE, "--sam2-encode")
+    one_of(o.scheduler, SCHEDULERS, "--scheduler")
+    at_least(o.steps, 1, "--steps", "pass 1 or more sampling steps (reference 50, fast 20)")
+    at_least(o.guidance, 1, "--guidance", "use 1 (no guidance) or more; MRGen uses 7")
+    at_least(o.masks_per_batch, 1, "--masks-per-batch", "use 1 (MRGen) or more")
+    at_least(o.batch_size, 1, "--batch-size")
+    at_least(o.samples_per_mask, 1, "--samples-per-mask")
+    at_least(o.max_tries, o.samples_per_mask, "--max-tries", "use at least --samples-per-mask tries")
+    if not 0 <= o.shard < o.num_shards:
+        raise MRGenError(f"shard {o.shard}/{o.num_shards} is out of range", "--shard", "use i/n with 0 <= i < n")
+    t = o.thresholds
+    for option, value in (("--iou", t.iou), ("--conf", t.conf), ("--mean-iou", t.mean_iou),
+                          ("--mean-conf", t.mean_conf)):
+        between(value, 0.0, 1.0, option)
+    between(t.min_foreground, 0.0, 1.0, "--min-foreground", "a fraction of the slice, e.g. 0.005 (0.5 %)")
+    check_device(o.device)
 
 
 def prepare_pipeline(pipe, device: str, mixed_precision: bool, compile: bool) -> None:

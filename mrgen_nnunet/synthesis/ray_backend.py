@@ -40,7 +40,8 @@ def build_components(options: SynthesisOptions):
     o = resolve_profile(options)
     pipe = load_generator(o.generator, o.controlnet, o.device)
     prepare_pipeline(pipe, o.device, o.mixed_precision, o.compile)
-    filt = build_filter(o.filter, o.sam2_config, o.sam2_checkpoint, o.sam2_prompt, o.filter_model, o.device)
+    filt = build_filter(o.filter, o.sam2_config, o.sam2_checkpoint, o.sam2_prompt, o.filter_model, o.device,
+                        o.trust_checkpoint)
     return pipe, filt
 
 

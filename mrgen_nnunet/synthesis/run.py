@@ -76,6 +76,7 @@ class SynthesisOptions:
     sam2_checkpoint: str | None = None
     sam2_prompt: str = "mask"  # "mask" (MRGen) | "box" | "box+mask"
     filter_model: str | None = None  # trained nnU-Net model folder for --filter nnunet
+    trust_checkpoint: bool = False  # load the filter model's checkpoint with the full pickle (trusted source only)
     filter_id: str = ""  # set from the backend
     thresholds: Thresholds = field(default_factory=Thresholds)
     relax: float = 0.1
@@ -87,9 +88,9 @@ class SynthesisOptions:
     progress: bool = True
 
     def fingerprint(self) -> dict:
-        """The options that determine the output (not sharding, progress, device, force, overlap)."""
+        """The options that determine the output (not sharding, progress, device, force, overlap, trust)."""
         d = asdict(self)
-        for k in ("shard", "num_shards", "force", "progress", "device", "overlap"):
+        for k in ("shard", "num_shards", "force", "progress", "device", "overlap", "trust_checkpoint"):
             d.pop(k)
         return d
 
@@ -147,13 +148,11 @@ def synthesize(options: SynthesisOptions, pipeline=None, filter_backend=None) ->
     out_raw = Path(o.out_raw)
     if out_raw.exists() and not out_raw.is_dir():
         raise MRGenError("--out-raw is a file, not a folder", out_raw, "pass the nnU-Net raw folder (nnUNet_raw)")
-    final = out_raw / dataset_folder_name(o.out_dataset, name)
+    final = out_raw / dataset_folder_name(o.out_dataset, name, "--out-dataset")
     existing = sorted(p for p in out_raw.glob(f"Dataset{o.out_dataset:03d}_*") if p.is_dir()) if out_raw.is_dir() else []
     if existing and not o.force:
         raise MRGenError(f"dataset id {o.out_dataset} is already used by {existing[0].name}", out_raw,
                          "choose another --out-dataset or pass --force to replace it")
-    if o.samples_per_mask < 1 or o.max_tries < o.samples_per_mask or o.batch_size < 1:
-        raise MRGenError("need 1 <= --samples-per-mask <= --max-tries and --batch-size >= 1", "--max-tries")
 
     source = load_sources(o.source, o.raw_root or o.out_raw)
     pipe = pipeline
@@ -172,7 +171,7 @@ def synthesize(options: SynthesisOptions, pipeline=None, filter_backend=None) ->
         from mrgen_nnunet.filtering.backends import build_filter
 
         filter_backend = build_filter(o.filter, o.sam2_config, o.sam2_checkpoint, o.sam2_prompt, o.filter_model,
-                                      o.device)
+                                      o.device, o.trust_checkpoint)
     o.filter_id = filter_backend.id
     filter_backend = filter_for_profile(filter_backend, o.sam2_encode)
     check_labels = getattr(filter_backend, "check_labels", None)
@@ -193,7 +192,7 @@ def _prepare_work(work: Path, o: SynthesisOptions) -> None:
     fingerprint = json.dumps(o.fingerprint(), sort_keys=True, indent=1, default=str)
     run_json = work / "run.json"
     if run_json.is_file() and run_json.read_text(encoding="utf-8") != fingerprint:
-        if not o.force:
+        if not o.force and any((work / "items").glob("*.json")):  # no finished mask: nothing to lose
             raise MRGenError("an unfinished synthesis with other options exists", work,
                              "rerun with the same options to resume, or pass --force to start over")
         shutil.rmtree(work)
@@ -426,6 +425,12 @@ def _assemble(items, work: Path, final: Path, out_raw: Path, o: SynthesisOptions
         records = _records(items, work)
         accepted = [(a, r) for r in records for a in r["accepted"]]
         keep = {a["case"] for a, _ in accepted}
+        if not keep:  # nnU-Net cannot train on numTraining 0: publish nothing, keep the scores for a look
+            skipped = sum(r["skipped"] is not None for r in records)
+            write_text_atomic("".join(json.dumps(r, sort_keys=True) + "\n" for r in records), work / "candidates.jsonl")
+            raise MRGenError(f"no candidate was accepted ({skipped} of {len(records)} masks below --min-foreground), "
+                             "nothing to publish", work / "candidates.jsonl",
+                             "see the scores there; lower --min-foreground or --iou/--conf and rerun with --force")
         for sub, suffix in (("imagesTr", "_0000.nii.gz"), ("labelsTr", ".nii.gz")):
             for p in (work / sub).iterdir():  # files of masks redone after a kill that are not accepted now
                 if not p.name.endswith(suffix) or p.name[: -len(suffix)] not in keep:

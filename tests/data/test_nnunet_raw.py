@@ -69,3 +69,21 @@ def test_bad_names_and_labels(tmp_path):
     with pytest.raises(MRGenError, match="invalid JSON"):
         read_dataset_json(tmp_path)
     assert json.loads(json.dumps(mrgen_key("m", "volumes", {})))["kind"] == "volumes"
+
+
+def test_rerun_removes_staging_left_by_a_killed_run(tmp_path):
+    """A kill leaves `.DatasetNNN_*.tmp-<host>-<pid>-<hex>`; the next run of that id removes it when the pid is gone
+    (and the older `.tmp-<hex>` form), keeps a live process's folder and other ids' folders."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host = socket.gethostname()
+    stale = [tmp_path / f".Dataset005_X.tmp-{host}-{int(dead.stdout)}-0a1b2c3d", tmp_path / ".Dataset005_Y.tmp-deadbeef"]
+    kept = [tmp_path / f".Dataset005_X.tmp-{host}-{os.getpid()}-11111111", tmp_path / ".Dataset006_X.tmp-deadbeef"]
+    for p in stale + kept:
+        (p / "imagesTr").mkdir(parents=True)
+    _make(tmp_path, 5, "X")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["Dataset005_X"] + [p.name for p in kept])
