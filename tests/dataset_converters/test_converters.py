@@ -40,6 +40,17 @@ def test_mscmrseg_slices_and_volumes(tmp_path, cli):
     verify(vol)
 
 
+def test_mscmrseg_sequence_folder_sets_the_sequence(tmp_path, cli):
+    """`convert mscmrseg ROOT/LGE` without --sequence converts LGE (it used to write the images as bSSFP)."""
+    nifti_pairs(tmp_path / "ms" / "LGE", [1])
+    rc, err = cli("convert", "mscmrseg", tmp_path / "ms" / "LGE", "--out-raw", tmp_path / "raw", "--dataset-id", 104)
+    assert rc == 0, err
+    folder = tmp_path / "raw" / "Dataset104_MSCMR_LGE"
+    meta = read_dataset_json(folder)
+    assert list_cases(folder) == ["LGE001"] and meta["channel_names"] == {"0": "LGE"}
+    assert meta["mrgen"]["modality"] == "LGE Cardiac MRI"
+
+
 def test_chaos_dicom_and_nifti(tmp_path, chaos_dicom, cli):
     raw, idx = tmp_path / "raw", tmp_path / "chaos.jsonl"
     rc, err = cli("convert", "chaos", chaos_dicom, "--out-raw", raw, "--dataset-id", 11, "--index", idx)
