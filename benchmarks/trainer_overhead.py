@@ -1,13 +1,18 @@
-"""Per-iteration cost of nnUNetTrainerMRGen (weighted real:synthetic sampling) vs nnUNetTrainer, same data.
+"""Per-iteration cost of nnUNetTrainerMRGen (weighted real:synthetic sampling) and nnUNetTrainerMRGenAug
+(on-the-fly appearance redraw) vs nnUNetTrainer, same data.
 
-Builds the tiny 32x32 slice dataset of tests/trainers (25 cases, 10 synthetic, ratio 1.0), plans it once with the
-real nnU-Net planner, then constructs both trainers in-process on the same plans/split and times, interleaved
-A/B so machine load hits both alike:
+Default data: the tiny 32x32 slice dataset of tests/trainers (25 cases, 10 synthetic, ratio 1.0), planned once
+with the real nnU-Net planner. `--preprocessed DIR --dataset NAME --plans NAME` times an already preprocessed
+dataset instead (e.g. the quality benchmark's MS-CMRSeg source slices at 2.5 mm: patch 96², batch 16, the size
+that matters). The trainers are constructed in-process on the same plans/split and timed interleaved A/B/C so
+machine load hits all alike:
   - loader: one `next(dataloader_train)` (sampling + loading + augmentation),
   - step: loader + `train_step` (forward/backward on CPU).
 Prints medians over --repeats and the MRGen/plain ratios.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/trainer_overhead.py --repeats 200
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/trainer_overhead.py --repeats 40 \
+        --preprocessed runs/mscmrseg_quality/nnUNet_preprocessed --dataset Dataset300_source --plans mrgenPlans_2.5mm
 """
 
 from __future__ import annotations
@@ -26,6 +31,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--preprocessed", type=Path, default=None, help="nnUNet_preprocessed of an existing run")
+    parser.add_argument("--dataset", default="Dataset501_Tiny")
+    parser.add_argument("--plans", default="nnUNetPlans")
+    parser.add_argument("--json", type=Path, default=None, help="also write the medians here")
     args = parser.parse_args()
 
     import torch
@@ -34,13 +43,18 @@ def main() -> None:
     from conftest import write_tiny_dataset  # the same tiny dataset the tests use
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
+    from mrgen_nnunet.trainers.augmented_trainer import nnUNetTrainerMRGenAug
     from mrgen_nnunet.trainers.mrgen_trainer import nnUNetTrainerMRGen
     from mrgen_nnunet.trainers.nnunet_run import nnunet_environment, plan_and_preprocess
 
     root = args.workdir or Path(tempfile.mkdtemp(prefix="trainer_overhead_"))
-    env = nnunet_environment(root / "raw", root / "pre", root / "res", n_proc_da=0, n_proc=1)
-    write_tiny_dataset(root / "raw")
-    pre = plan_and_preprocess(501, env)
+    if args.preprocessed is None:
+        env = nnunet_environment(root / "raw", root / "pre", root / "res", n_proc_da=0, n_proc=1)
+        write_tiny_dataset(root / "raw")
+        pre = plan_and_preprocess(501, env)
+    else:
+        env = nnunet_environment(root / "raw", args.preprocessed, root / "res", n_proc_da=0, n_proc=1)
+        pre = args.preprocessed.resolve() / args.dataset
     for key in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_n_proc_DA", "nnUNet_def_n_proc"):
         os.environ[key] = env[key]  # in-process nnU-Net reads its folders from the environment
     torch.set_num_threads(1)
@@ -48,8 +62,9 @@ def main() -> None:
     dataset_json = json.loads((pre / "dataset.json").read_text(encoding="utf-8"))
     trainers = {}
     # nnUNetTrainerMRGen first: it writes the patient-grouped split that the plain trainer then reads
-    for name, cls in (("nnUNetTrainerMRGen", nnUNetTrainerMRGen), ("nnUNetTrainer", nnUNetTrainer)):
-        plans = json.loads((pre / "nnUNetPlans.json").read_text(encoding="utf-8"))
+    for name, cls in (("nnUNetTrainerMRGen", nnUNetTrainerMRGen), ("nnUNetTrainerMRGenAug", nnUNetTrainerMRGenAug),
+                      ("nnUNetTrainer", nnUNetTrainer)):
+        plans = json.loads((pre / f"{args.plans}.json").read_text(encoding="utf-8"))
         plans["continue_training"] = False
         t = cls(plans, "2d", 0, dataset_json, device=torch.device("cpu"))
         t.initialize()
@@ -57,7 +72,8 @@ def main() -> None:
         t.network.train()
         trainers[name] = t
     keys = {n: sorted(t.dataloader_train.data_loader.indices) for n, t in trainers.items()}
-    assert keys["nnUNetTrainer"] == keys["nnUNetTrainerMRGen"], "trainers see different training cases"
+    assert keys["nnUNetTrainer"] == keys["nnUNetTrainerMRGen"] == keys["nnUNetTrainerMRGenAug"], \
+        "trainers see different training cases"
 
     loader, step = {n: [] for n in trainers}, {n: [] for n in trainers}
     for _ in range(args.repeats):
@@ -71,10 +87,18 @@ def main() -> None:
             step[name].append(t2 - t0)
     print(f"{args.repeats} interleaved iterations, batch {trainers['nnUNetTrainer'].batch_size}, patch "
           f"{trainers['nnUNetTrainer'].configuration_manager.patch_size}, {len(keys['nnUNetTrainer'])} training cases")
+    medians = {}
     for label, table in (("loader next()", loader), ("loader + train_step", step)):
         med = {n: statistics.median(v) * 1000 for n, v in table.items()}
-        print(f"{label:20s}  nnUNetTrainer {med['nnUNetTrainer']:.2f} ms  nnUNetTrainerMRGen "
-              f"{med['nnUNetTrainerMRGen']:.2f} ms  ratio {med['nnUNetTrainerMRGen'] / med['nnUNetTrainer']:.3f}")
+        medians[label] = med
+        print(f"{label:20s}  nnUNetTrainer {med['nnUNetTrainer']:.2f} ms  "
+              + "  ".join(f"{n} {med[n]:.2f} ms (ratio {med[n] / med['nnUNetTrainer']:.3f})"
+                          for n in ("nnUNetTrainerMRGen", "nnUNetTrainerMRGenAug")))
+    if args.json is not None:
+        args.json.write_text(json.dumps({"repeats": args.repeats, "dataset": args.dataset, "plans": args.plans,
+                                         "batch_size": trainers["nnUNetTrainer"].batch_size,
+                                         "patch_size": list(trainers["nnUNetTrainer"].configuration_manager.patch_size),
+                                         "median_ms": medians}, indent=1) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

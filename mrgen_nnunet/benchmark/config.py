@@ -16,7 +16,6 @@ from mrgen_nnunet.benchmark.rows import DEFAULT_ROWS, ROWS
 from mrgen_nnunet.errors import MRGenError
 
 
-
 @dataclass
 class DataSpec:
     """Where one dataset comes from: a converter layout, its root folder, the sequence and patient range."""

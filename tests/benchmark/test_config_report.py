@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from mrgen_nnunet.benchmark.config import load_config, patient_list
-from mrgen_nnunet.benchmark.rows import DEFAULT_ROWS as ROWS
 from mrgen_nnunet.benchmark.report import RowResult, markdown_table, summarise, write_report
+from mrgen_nnunet.benchmark.rows import DEFAULT_ROWS as ROWS
 from mrgen_nnunet.errors import MRGenError
 
 REPO = Path(__file__).resolve().parents[2]
