@@ -49,7 +49,7 @@ class Progress:
     def log(self, text: str) -> None:
         if self.console is not None:
             with self._lock:
-                self.console.print(f"{self._stamp()} {text}", highlight=False, markup=False)
+                self.console.print(f"{self._stamp()} {text}", highlight=False, markup=False, soft_wrap=True)
                 sys.stdout.flush()
 
     def training_finished(self, seconds: float, what: str) -> None:
