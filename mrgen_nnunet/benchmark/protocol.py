@@ -158,7 +158,7 @@ class _Build:
             source, self.raw, i, f"{style}_s{seed}", style, self.cfg.copies, seed))
 
     def row(self, name: str, seed: int, parts: dict[str, Path], part_keys: dict[str, str]) -> Path:
-        from mrgen_nnunet.benchmark.datasets import merge_slice_datasets
+        from mrgen_nnunet.data.slice_datasets import merge_slice_datasets
 
         row = ROWS[name]
         if len(row.parts) == 1:

@@ -52,6 +52,8 @@ class nnUNetTrainerMRGen(nnUNetTrainer):
         meta = dataset_json.get("mrgen") or {}
         self.mrgen_patients: dict[str, str] = meta.get("patients") or {}
         self.mrgen_synthetic: set[str] = set(meta.get("synthetic_cases") or [])
+        # pseudo-labelled real images: sampled as real cases, never validated on (their labels are predictions)
+        self.mrgen_not_validated: set[str] = self.mrgen_synthetic | set(meta.get("pseudo_cases") or [])
         self.mrgen_ratio: float | None = meta.get("real_to_synthetic_ratio")
         threads = os.environ.get("OMP_NUM_THREADS", "")
         if self.device.type == "cpu" and threads.isdigit() and int(threads) > 0:
@@ -68,16 +70,16 @@ class nnUNetTrainerMRGen(nnUNetTrainer):
         if isfile(splits_file):
             with open(splits_file, encoding="utf-8") as f:
                 splits = json.load(f)
-            leaked = validation_has_synthetic(splits, self.mrgen_synthetic)
+            leaked = validation_has_synthetic(splits, self.mrgen_not_validated)
             # a synthetic-only dataset has nothing else to validate on (patient_splits does the same)
-            has_real = any(c not in self.mrgen_synthetic for c in self.mrgen_patients)
+            has_real = any(c not in self.mrgen_not_validated for c in self.mrgen_patients)
             if leaked and has_real:
                 raise MRGenError(f"splits_final.json validates on {len(leaked)} synthetic case(s), e.g. {leaked[0]!r}",
                                  splits_file, "delete it; nnUNetTrainerMRGen then writes a patient-grouped real-only split")
             self.print_to_log_file("Using splits from existing split file:", splits_file)
         else:
             cases = list(self.dataset_class.get_identifiers(self.preprocessed_dataset_folder))
-            splits = patient_splits(cases, self.mrgen_patients, self.mrgen_synthetic)
+            splits = patient_splits(cases, self.mrgen_patients, self.mrgen_not_validated)
             write_text_atomic(json.dumps(splits, indent=1), splits_file)
             self.print_to_log_file(f"Wrote a {len(splits)}-fold patient-grouped, real-only-validation split:",
                                    splits_file)
@@ -88,7 +90,7 @@ class nnUNetTrainerMRGen(nnUNetTrainer):
         n_syn = sum(c in self.mrgen_synthetic for c in tr_keys)
         self.print_to_log_file(f"Fold {self.fold}: {len(tr_keys)} training cases ({n_syn} synthetic), "
                                f"{len(val_keys)} validation cases.")
-        if all(c in self.mrgen_synthetic for c in val_keys):
+        if all(c in self.mrgen_not_validated for c in val_keys):
             self.print_to_log_file("WARNING: no real cases in this dataset; validating on synthetic cases.")
         return tr_keys, val_keys
 

@@ -1,4 +1,4 @@
-"""Slice datasets for the benchmark rows: write one from slices, merge several into one (CONTRACTS §2).
+"""Slice datasets (benchmark rows, pseudo-labels): write one from slices, merge several into one (CONTRACTS §2).
 
 Every training set of every row is a 2D slice dataset (one dimensionality, so one plan fits all rows; see
 `plans.py`). The `"mrgen"` dataset.json key carries the patient of every case (splits group by it), which cases
@@ -39,10 +39,18 @@ class SliceCase:
     geometry: Geometry
 
 
-def _finish(folder: Path, meta: dict, patients: dict, synthetic: list[str], ratio: float | None) -> None:
+def _finish(folder: Path, meta: dict, patients: dict, synthetic: list[str], ratio: float | None,
+            pseudo: list[str] | None = None) -> None:
     old = meta.get("mrgen", {})
     mrgen = mrgen_key(old.get("modality", ""), "slices", patients, sorted(synthetic), ratio, old.get("provenance"))
+    if pseudo:  # real images with predicted labels: never validated on (nnUNetTrainerMRGen), sampled as real
+        mrgen["pseudo_cases"] = sorted(pseudo)
     write_dataset_json(folder, meta["labels"], meta["channel_names"], len(patients), {"mrgen": mrgen})
+
+
+def labels_without_ignore(labels: dict) -> dict:
+    """A label map minus nnU-Net's `ignore` entry (pseudo-labelled parts carry one, source parts do not)."""
+    return {k: v for k, v in labels.items() if k != "ignore"}
 
 
 def write_slice_dataset(
@@ -53,8 +61,12 @@ def write_slice_dataset(
     meta: dict,
     synthetic: bool = True,
     force: bool = False,
+    pseudo: bool = False,
+    extra_files: dict[str, str] | None = None,
 ) -> Path:
     """Write `cases` as `Dataset{id}_{name}` under out_raw; labels/channel names/modality taken from `meta`.
+
+    `pseudo` lists every case in `mrgen.pseudo_cases`; `extra_files` (name -> text) are written beside dataset.json.
 
     With `synthetic` every case is listed in `mrgen.synthetic_cases`. Written in a hidden temp folder, renamed
     at the end: an interrupted run leaves no half dataset.
@@ -67,7 +79,9 @@ def write_slice_dataset(
             patients[c.case] = c.patient
         if not patients:
             raise MRGenError("no cases to write", out_raw, "check the source dataset")
-        _finish(tmp, meta, patients, list(patients) if synthetic else [], None)
+        for file_name, text in (extra_files or {}).items():
+            write_text_atomic(text, tmp / file_name)
+        _finish(tmp, meta, patients, list(patients) if synthetic else [], None, list(patients) if pseudo else None)
     return find_dataset(out_raw, dataset_id)
 
 
@@ -83,15 +97,20 @@ def merge_slice_datasets(
 
     Case ids must be unique across parts. `synthetic_cases` and `patients` are the unions; `ratio` is the
     real:synthetic sampling weight for `nnUNetTrainerMRGen` (None = uniform over cases). dataset.json labels and
-    channel names come from the first part; every part must have the same label map.
+    channel names come from the first part; every part must have the same label map (an `ignore` label, which
+    pseudo-labelled parts carry, is kept in the merged map). `pseudo_cases` is the union too.
     """
     metas = [read_dataset_json(p) for p in parts]
     for p, m in zip(parts[1:], metas[1:], strict=True):
-        if m["labels"] != metas[0]["labels"]:
+        if labels_without_ignore(m["labels"]) != labels_without_ignore(metas[0]["labels"]):
             raise MRGenError(f"label map {m['labels']} differs from {metas[0]['labels']}", p,
                              "merge only datasets with one label map")
+    merged_meta = dict(metas[0])
+    for m in metas:
+        if "ignore" in m["labels"]:
+            merged_meta["labels"] = m["labels"]
     with staged_dataset(out_raw, dataset_id, name, force) as tmp:
-        patients, synthetic = {}, []
+        patients, synthetic, pseudo = {}, [], []
         for part, meta in zip(parts, metas, strict=True):
             for case in list_cases(part):
                 if case in patients:
@@ -102,9 +121,10 @@ def merge_slice_datasets(
                     shutil.copyfile(part / sub / f"{case}{suffix}", tmp / sub / f"{case}{suffix}")
                 patients[case] = meta["mrgen"]["patients"][case]
             synthetic += meta["mrgen"].get("synthetic_cases", [])
+            pseudo += meta["mrgen"].get("pseudo_cases", [])
         provenance = [str(p / m["mrgen"]["provenance"]) for p, m in zip(parts, metas, strict=True)
                       if m["mrgen"].get("provenance")]
         if provenance:
             write_text_atomic(json.dumps(provenance, indent=1) + "\n", tmp / "provenance_sources.json")
-        _finish(tmp, metas[0], patients, synthetic, ratio)
+        _finish(tmp, merged_meta, patients, synthetic, ratio, pseudo)
     return find_dataset(out_raw, dataset_id)

@@ -1,0 +1,103 @@
+"""pseudo_label with a real tiny nnU-Net model: writes a pseudo-labelled slice dataset, refuses test patients,
+other sequences and an empty pool, is reproducible, and the trainer never validates on pseudo cases."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mrgen_nnunet.data.io import read_image
+from mrgen_nnunet.errors import MRGenError
+from mrgen_nnunet.pseudo_labels.rules import PseudoLabelRules
+from mrgen_nnunet.pseudo_labels.run import pseudo_label
+from mrgen_nnunet.trainers.nnunet_run import nnunet_environment, plan_and_preprocess, train
+
+
+def _tiny_dataset_writer():
+    """The trainers' tiny square dataset writer (tests/trainers/conftest.py), loaded by path."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "trainers_tiny_dataset", Path(__file__).resolve().parents[1] / "trainers" / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.write_tiny_dataset
+
+
+TRAINER = "nnUNetTrainerMRGen_2epochs_10it"
+RELAXED = PseudoLabelRules(pixel_confidence=0.6, slice_confidence=0.5, min_foreground=0.01)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pseudo")
+    env = nnunet_environment(root / "raw", root / "pre", root / "res", n_proc_da=0, n_proc=1,
+                             base={**os.environ, "OMP_NUM_THREADS": "1"})
+    folder = _tiny_dataset_writer()(root / "raw")
+    plan_and_preprocess(501, env)
+    fold = train(501, TRAINER, 0, env, device="cpu", progress=False)
+    # the unlabelled "target scans": the tiny dataset's 3D test volumes, as an images-only folder
+    images = root / "target_images"
+    shutil.copytree(folder / "imagesTs", images)
+    return fold.parent, images, root
+
+
+def test_pseudo_label_writes_a_marked_dataset(model, tmp_path):
+    model_dir, images, _ = model
+    out = pseudo_label(model_dir, images, tmp_path, 601, "pseudo", rules=RELAXED)
+    meta = json.loads((out / "dataset.json").read_text(encoding="utf-8"))
+    assert meta["labels"] == {"background": 0, "square": 1, "ignore": 2}
+    cases = meta["mrgen"]["pseudo_cases"]
+    assert cases and cases == sorted(meta["mrgen"]["patients"]) and not meta["mrgen"]["synthetic_cases"]
+    report = json.loads((out / "pseudo_labels.json").read_text(encoding="utf-8"))
+    assert set(report["cases"]) == {"T000", "T001"} and report["cases"]["T000"]["slices"] == 4
+    assert 0 < report["kept_fraction"] <= 1 and report["rules"]["slice_confidence"] == 0.5
+    kept = [f"{c}_z{z:03d}" for c, r in report["cases"].items() for z in r["kept"]]
+    assert sorted(kept) == cases
+    volume, geometry = read_image(images / "T000_0000.nii.gz")
+    first = next(c for c in cases if c.startswith("T000"))
+    z = int(first[-3:])
+    image, g2 = read_image(out / "imagesTr" / f"{first}_0000.nii.gz")
+    label, _ = read_image(out / "labelsTr" / f"{first}.nii.gz")
+    assert np.array_equal(image, volume[z]) and g2.spacing == geometry.spacing[:2]
+    assert set(np.unique(label)) <= {0, 1, 2}
+
+    again = pseudo_label(model_dir, images, tmp_path, 602, "pseudo", rules=RELAXED)  # same input, same dataset
+    for f in sorted((out / "labelsTr").iterdir()):
+        assert np.array_equal(read_image(f)[0], read_image(again / "labelsTr" / f.name)[0])
+
+
+def test_test_patients_never_enter_the_pool(model, tmp_path):
+    model_dir, images, _ = model
+    with pytest.raises(MRGenError, match="excluded \\(test\\) patients"):
+        pseudo_label(model_dir, images, tmp_path, 603, rules=RELAXED, exclude={"T001"})
+    assert not list(tmp_path.glob("*Dataset603*"))
+
+
+def test_empty_pool_and_other_sequence_are_one_line_errors(model, tmp_path):
+    model_dir, images, root = model
+    with pytest.raises(MRGenError, match="no slice passed"):
+        pseudo_label(model_dir, images, tmp_path, 604, rules=PseudoLabelRules(slice_confidence=1.0))
+    other = tmp_path / "Dataset777_Other"
+    shutil.copytree(root / "raw" / "Dataset501_Tiny", other)
+    meta = json.loads((other / "dataset.json").read_text(encoding="utf-8"))
+    meta["channel_names"] = {"0": "T2"}
+    (other / "dataset.json").write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.raises(MRGenError, match="the model was trained on"):
+        pseudo_label(model_dir, other, tmp_path, 605, rules=RELAXED)
+    assert not list(tmp_path.glob("*Dataset60[45]*"))
+
+
+def test_splits_never_validate_on_pseudo_cases():
+    from mrgen_nnunet.trainers.splits import patient_splits
+
+    cases = [f"P{p}_z0" for p in range(4)] + ["T0_z1", "T1_z2"]
+    patients = {c: c.split("_")[0] for c in cases}
+    splits = patient_splits(cases, patients, {"T0_z1", "T1_z2"})
+    assert all(not {"T0_z1", "T1_z2"} & set(s["val"]) for s in splits)
+    assert all({"T0_z1", "T1_z2"} <= set(s["train"]) for s in splits)
