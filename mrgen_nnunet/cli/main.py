@@ -21,6 +21,7 @@ from mrgen_nnunet.cli import (
     env,
     evaluate,
     evaluate_generator,
+    pseudo_label,
     segment,
     synthesize,
     train,
@@ -38,7 +39,7 @@ app = typer.Typer(
 
 
 # pipeline order in `--help`: prepare data, train the generator, synthesise, segment, evaluate; then the rest
-ORDER = ("convert", "train", "synthesize", "segment", "evaluate", "evaluate-generator", "evaluate-autoencoder",
+ORDER = ("convert", "train", "synthesize", "segment", "pseudo-label", "evaluate", "evaluate-generator", "evaluate-autoencoder",
          "benchmark", "demo", "env", "trainer-path")
 
 
@@ -60,6 +61,7 @@ app.add_typer(convert.app, name="convert")
 app.add_typer(train.app, name="train")
 app.command("synthesize")(synthesize.synthesize)
 app.add_typer(segment.app, name="segment")
+app.command("pseudo-label")(pseudo_label.pseudo_label)
 app.command("evaluate")(evaluate.evaluate)
 app.command("evaluate-generator")(evaluate_generator.evaluate_generator)
 app.command("evaluate-autoencoder")(evaluate_generator.evaluate_autoencoder)

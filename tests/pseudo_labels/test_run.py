@@ -101,3 +101,19 @@ def test_splits_never_validate_on_pseudo_cases():
     splits = patient_splits(cases, patients, {"T0_z1", "T1_z2"})
     assert all(not {"T0_z1", "T1_z2"} & set(s["val"]) for s in splits)
     assert all({"T0_z1", "T1_z2"} <= set(s["train"]) for s in splits)
+
+
+def test_cli_pseudo_label(model, tmp_path, capsys):
+    from mrgen_nnunet.cli.main import main
+
+    model_dir, images, _ = model
+    args = ["pseudo-label", "--model", str(model_dir), "--images", str(images), "--out-dataset", "606",
+            "--out-raw", str(tmp_path), "--slice-confidence", "0.5", "--pixel-confidence", "0.6",
+            "--min-foreground", "0.01", "--device", "cpu"]
+    assert main(args) == 0
+    assert "wrote" in capsys.readouterr().out and list(tmp_path.glob("Dataset606_pseudo/labelsTr/*.nii.gz"))
+    assert main(args) == 1  # the dataset exists: refused without --force
+    assert "--force" in capsys.readouterr().err
+    assert main([*args[:-2], "--require", "circle", "--device", "cpu"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown structure 'circle'" in err[0]
