@@ -41,9 +41,9 @@ def augment_slice_dataset(
     New case ids `"{case}_{style}{j}"`, labels copied unchanged, `mrgen.patients` kept (source patient ids),
     every case listed in `mrgen.synthetic_cases` (not a real acquisition: validation skips it). Returns the new dataset folder.
     """
-    from mrgen_nnunet.data.slice_datasets import SliceCase, write_slice_dataset
     from mrgen_nnunet.data.io import read_image
     from mrgen_nnunet.data.nnunet_raw import list_cases, read_dataset_json
+    from mrgen_nnunet.data.slice_datasets import SliceCase, write_slice_dataset
 
     meta = read_dataset_json(source)
     patients = meta["mrgen"]["patients"]

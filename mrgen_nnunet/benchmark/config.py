@@ -57,6 +57,8 @@ class BenchmarkConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
     device: str = "cpu"
     first_dataset_id: int = 600
+    # self-training rows: pseudo_labels.rules.PseudoLabelRules fields, e.g. {slice_confidence = 0.9}
+    pseudo_label_rules: dict = field(default_factory=dict)
 
 
 def _parse_patients(text: str, where: object) -> list[int]:

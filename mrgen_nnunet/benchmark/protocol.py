@@ -157,6 +157,22 @@ class _Build:
         return self.dataset(f"part:{style}:seed{seed}", settings, lambda i: augment_slice_dataset(
             source, self.raw, i, f"{style}_s{seed}", style, self.cfg.copies, seed))
 
+    def pseudo(self, seed: int, base: str, base_model: Path, target: Path, test: Path) -> Path:
+        """The target training images pseudo-labelled by the `base` row's model of `seed` (labels of `target`
+        are never read; the test patients are excluded, and refused if they were there)."""
+        from mrgen_nnunet.pseudo_labels.run import pseudo_label
+
+        test_meta = read_dataset_json(test)["mrgen"]
+        exclude = set(test_meta.get("patients", {}).values()) | set(test_meta.get("patients", {}))
+        settings = {"base": self.settings[f"model:{base}:seed{seed}"], "target": self.settings["target"],
+                    "rules": self.cfg.pseudo_label_rules, "exclude": sorted(exclude), "device": self.cfg.device}
+        from mrgen_nnunet.pseudo_labels.rules import PseudoLabelRules
+
+        return self.dataset(f"part:pseudo:{base}:seed{seed}", settings, lambda i: pseudo_label(
+            base_model, target, self.raw, i, f"pseudo_{base.replace('+', '_')}_s{seed}",
+            rules=PseudoLabelRules(**self.cfg.pseudo_label_rules), exclude=exclude, device=self.cfg.device,
+            sequence=self.cfg.target.sequence))
+
     def row(self, name: str, seed: int, parts: dict[str, Path], part_keys: dict[str, str]) -> Path:
         from mrgen_nnunet.data.slice_datasets import merge_slice_datasets
 
@@ -225,6 +241,7 @@ def train_and_test(cfg: BenchmarkConfig, row: str, seed: int, dataset: Path, tes
         shutil.rmtree(model, ignore_errors=True)
 
     if ledger.reuse(f"model:{row}:seed{seed}", key_settings, done.is_file(), remove):
+        progress.log(f"row '{row}' seed {seed}: done before (same settings)")
         return RowResult.from_dict(json.loads(done.read_text(encoding="utf-8")))
     if threads is not None:
         env = {**env, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
@@ -269,7 +286,8 @@ def run_benchmark(cfg: BenchmarkConfig, console=None, jobs: int = 1,
     # nnU-Net's final validation spawns nnUNet_def_n_proc (default 8) worker processes; on a small CPU machine
     # starting them costs more than the work
     env["nnUNet_def_n_proc"] = "1"
-    progress = Progress(console, total_trainings=len(cfg.rows) * len(cfg.seeds), jobs=jobs)
+    n_rows = len(set(cfg.rows) | {ROWS[r].base for r in cfg.rows if ROWS[r].base})
+    progress = Progress(console, total_trainings=n_rows * len(cfg.seeds), jobs=jobs)
     ledger = Ledger(out / "ledger.json", cfg.first_dataset_id, out / "nnUNet_raw", force=force)
     build = _Build(cfg, env, ledger, progress)
     timings: dict[str, float] = {}
@@ -280,11 +298,12 @@ def run_benchmark(cfg: BenchmarkConfig, console=None, jobs: int = 1,
         timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - t
         return value
 
-    needed = {p for r in cfg.rows for p in ROWS[r].parts}
+    needed = {p for r in cfg.rows for p in ROWS[r].parts} | \
+        {p for r in cfg.rows if ROWS[r].base for p in ROWS[ROWS[r].base].parts}
     progress.log(f"{cfg.name}: rows {', '.join(cfg.rows)}; seeds {cfg.seeds}; {jobs} job(s)")
     source = timed("convert", build.convert, "source", cfg.source, True, index=out / "index" / "source.jsonl")
     target = None
-    if needed & {"target", "synthetic"}:
+    if needed & {"target", "synthetic", "pseudo"}:
         target = timed("convert", build.convert, "target", cfg.target, True, all_slices=True,
                        index=out / "index" / "target.jsonl")
     test = timed("convert", build.convert, "test", cfg.test, False)
@@ -301,7 +320,11 @@ def run_benchmark(cfg: BenchmarkConfig, console=None, jobs: int = 1,
         generator = timed("generator", build.generator, index, target_modality)
     plans = timed("plan", shared_plans, _dataset_id(source), [], env, cfg.spacing_mm, out / "logs")
 
+    selftrain = [r for r in cfg.rows if ROWS[r].base]
+    first = list(dict.fromkeys([ROWS[r].base for r in selftrain if ROWS[r].base not in cfg.rows] +
+                               [r for r in cfg.rows if not ROWS[r].base]))
     datasets: dict[tuple[str, int], Path] = {}
+    parts_of: dict[int, tuple[dict, dict]] = {}
     for seed in cfg.seeds:
         parts = {"source": source, "target": target}
         part_keys = {"source": "source", "target": "target"}
@@ -319,27 +342,49 @@ def run_benchmark(cfg: BenchmarkConfig, console=None, jobs: int = 1,
                 parts[part] = timed("synthesize", build.synthetic, seed, source, generator, target_modality)
             else:
                 parts[part] = timed("augment", build.randomised, part, seed, source)
-        for row in cfg.rows:
+        for row in first:
             datasets[(row, seed)] = timed("merge", build.row, row, seed, parts, part_keys)
-
-    others = sorted({_dataset_id(d) for d in datasets.values()} - {_dataset_id(source)})
-    progress.log(f"planning once on {source.name} ({cfg.spacing_mm or 'native'} mm in-plane), copying the plan "
-                 f"to {len(others)} dataset(s)")
-    timed("plan", shared_plans, _dataset_id(source), others, env, cfg.spacing_mm, out / "logs")
+        parts_of[seed] = (parts, part_keys)
 
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
 
-    def task(item):
-        (row, seed), dataset = item
-        return train_and_test(cfg, row, seed, dataset, test, plans, env, out / "rows" / row / f"seed{seed}",
-                              labels, ledger, build.settings[f"row:{row}:seed{seed}"], progress, threads)
+    def train_rows(items: dict[tuple[str, int], Path], rows: list[str]) -> list[RowResult]:
+        others = sorted({_dataset_id(d) for d in items.values()} - {_dataset_id(source)})
+        progress.log(f"planning once on {source.name} ({cfg.spacing_mm or 'native'} mm in-plane), copying the "
+                     f"plan to {len(others)} dataset(s)")
+        timed("plan", shared_plans, _dataset_id(source), others, env, cfg.spacing_mm, out / "logs")
 
-    # row-major order: a run stopped early has every seed of its first rows (what paired statistics need)
-    order = sorted(datasets.items(), key=lambda kv: (cfg.rows.index(kv[0][0]), cfg.seeds.index(kv[0][1])))
-    t = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        results = list(pool.map(task, order))
-    timings["train+test"] = time.perf_counter() - t
+        def task(item):
+            (row, seed), dataset = item
+            key = f"row:{row}:seed{seed}"
+            result = train_and_test(cfg, row, seed, dataset, test, plans, env, out / "rows" / row / f"seed{seed}",
+                                    labels, ledger, build.settings[key], progress, threads)
+            build.settings[f"model:{row}:seed{seed}"] = ledger.entries[f"model:{row}:seed{seed}"]["settings"]
+            return result
+
+        # row-major order: a run stopped early has every seed of its first rows (what paired statistics need)
+        order = sorted(items.items(), key=lambda kv: (rows.index(kv[0][0]), cfg.seeds.index(kv[0][1])))
+        t = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            done = list(pool.map(task, order))
+        timings["train+test"] = timings.get("train+test", 0.0) + time.perf_counter() - t
+        return done
+
+    results = train_rows(datasets, first)
+    if selftrain:  # second round: the base rows' models label the target training images
+        second: dict[tuple[str, int], Path] = {}
+        for seed in cfg.seeds:
+            parts, part_keys = parts_of[seed]
+            for row in selftrain:
+                base = ROWS[row].base
+                model = Path(seed_environment(env, seed)["nnUNet_results"]) / datasets[(base, seed)].name / \
+                    f"{row_trainer(ROWS[base], cfg.trainer)}__{plans}__2d"
+                part_keys["pseudo"] = f"part:pseudo:{base}:seed{seed}"
+                parts["pseudo"] = timed("pseudo-label", build.pseudo, seed, base, model, target, test)
+                second[(row, seed)] = timed("merge", build.row, row, seed, parts, part_keys)
+        results += train_rows(second, selftrain)
+    order = {row: i for i, row in enumerate(cfg.rows)}
+    results.sort(key=lambda r: (order.get(r.row, -1), cfg.seeds.index(r.seed)))
     notes = (f"Trainer schedule {cfg.trainer} (per-row family in the row table), fold {FOLD}, plan `{plans}` "
              f"(planned on the source dataset, copied to every row), device {cfg.device}, seeds {cfg.seeds}, "
              f"filter {cfg.filter}, synthesis profile {cfg.profile}, {jobs} job(s). Test set: {test.name} "

@@ -3,6 +3,8 @@
 A row merges *parts* (datasets the benchmark builds once per seed or shares across seeds):
   source     real source slices with labels            target     real target slices with labels (oracle only)
   synthetic  generated target-sequence slices           labelmap / remap   fixed randomised copies of the source
+  pseudo     real target training images labelled by the `base` row's model of the same seed (self-training;
+             the test patients can never enter it)
 `uses_ratio`: sample real:synthetic at the config's `real_to_synthetic_ratio` (nnUNetTrainerMRGen's sampling).
 `trainer`: the trainer family; the config's trainer schedule is kept and its family replaced, e.g. the config's
 `nnUNetTrainerMRGen_30epochs_60it` becomes `nnUNetTrainerMRGenAug_30epochs_60it` for an `nnUNetTrainerMRGenAug` row.
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 
 from mrgen_nnunet.errors import MRGenError
 
-PARTS = ("source", "target", "synthetic", "labelmap", "remap")
+PARTS = ("source", "target", "synthetic", "labelmap", "remap", "pseudo")
 SEED_PARTS = ("synthetic", "labelmap", "remap")  # drawn anew for every seed
 BASE_TRAINER = "nnUNetTrainerMRGen"
 
@@ -26,6 +28,7 @@ class Row:
     parts: tuple[str, ...]
     uses_ratio: bool = False
     trainer: str = BASE_TRAINER
+    base: str | None = None  # the row whose trained model pseudo-labels the target images (rows with "pseudo")
 
 
 ROWS: dict[str, Row] = {r.name: r for r in (
@@ -40,6 +43,8 @@ ROWS: dict[str, Row] = {r.name: r for r in (
     Row("synthetic+source+remap", "synthetic + source + remapped", ("source", "synthetic", "remap"),
         uses_ratio=True),
     Row("oracle", "target oracle", ("target",)),
+    Row("selftrain", "source + pseudo-labelled target (base: source, augmented trainer)", ("source", "pseudo"),
+        trainer="nnUNetTrainerMRGenAug", base="source+aug"),
 )}
 # the rows a config runs when it names none (the original seven)
 DEFAULT_ROWS = ("source", "synthetic", "synthetic+source", "labelmap", "remap", "synthetic+source+remap", "oracle")

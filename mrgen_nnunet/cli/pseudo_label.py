@@ -21,6 +21,8 @@ def pseudo_label(
     out_raw: Path | None = typer.Option(None, "--out-raw", help="nnU-Net raw folder to write to "
                                         "[default: $nnUNet_raw]."),
     fold: str = typer.Option("0", "--fold", help="Fold of the model to use (0-4 or all)."),
+    sequence: str | None = typer.Option(None, "--sequence", help="Target sequence the images must be, e.g. LGE "
+                                        "(checked against a raw dataset's modality and channel names)."),
     exclude: str = typer.Option("", "--exclude", help="Comma-separated case or patient ids that must never be "
                                 "pseudo-labelled (your test set); an image among them is refused."),
     pixel_confidence: float = typer.Option(0.7, "--pixel-confidence", help="Pixels whose top probability is "
@@ -63,7 +65,7 @@ def pseudo_label(
                              tuple(required))
     folder = run(model, images, raw, out_dataset, name, rules=rules, fold=int(fold) if fold.isdigit() else fold,
                  device=resolve_device(device), exclude={x.strip() for x in exclude.split(",") if x.strip()},
-                 trust=trust_checkpoint, mirroring=not no_mirroring, force=force)
+                 trust=trust_checkpoint, mirroring=not no_mirroring, sequence=sequence, force=force)
     report = json.loads((folder / "pseudo_labels.json").read_text(encoding="utf-8"))
     typer.echo(f"kept {len(json.loads((folder / 'dataset.json').read_text(encoding='utf-8'))['mrgen']['pseudo_cases'])}"
                f" slices ({report['kept_fraction']:.0%} of {sum(c['slices'] for c in report['cases'].values())}); "

@@ -40,11 +40,13 @@ def _images_and_patients(images: Path) -> tuple[dict[str, Path], dict[str, str],
 def pseudo_label(model: str | Path, images: str | Path, out_raw: str | Path, dataset_id: int, name: str = "pseudo",
                  rules: PseudoLabelRules | None = None, fold: int | str = 0, device: str = "cpu",
                  exclude: set[str] | frozenset[str] = frozenset(), trust: bool = False, mirroring: bool = True,
-                 force: bool = False) -> Path:
+                 sequence: str | None = None, force: bool = False) -> Path:
     """Write `Dataset{dataset_id}_{name}` under `out_raw`; returns its folder.
 
     model: nnUNet_results/DatasetNNN_X/TRAINER__PLANS__2d (a finished `fold`). images: folder of CASE_0000.nii.gz
     (2D or 3D) or a raw dataset folder. exclude: case or patient ids that must not be pseudo-labelled (refused).
+    sequence: the target sequence the images must be (checked against a raw dataset's modality/channel names; the
+    model itself was usually trained on another sequence, which is the point).
     """
     from mrgen_nnunet.filtering.nnunet_filter import NnUNetFilter
 
@@ -58,13 +60,16 @@ def pseudo_label(model: str | Path, images: str | Path, out_raw: str | Path, dat
     predictor = model_filter.predictor
     predictor.use_mirroring = bool(mirroring and predictor.allowed_mirroring_axes)
     labels = dict(model_filter.labels)
-    channels = predictor.dataset_json["channel_names"]
-    if image_meta and image_meta.get("channel_names") != channels:
-        raise MRGenError(f"images are {image_meta.get('channel_names')}, the model was trained on {channels}",
-                         images, "pseudo-label images of the sequence the model segments (or retrain the model)")
+    channels = image_meta.get("channel_names") or predictor.dataset_json["channel_names"]
+    if len(channels) != len(predictor.dataset_json["channel_names"]):
+        raise MRGenError(f"images have {len(channels)} channel(s), the model takes "
+                         f"{len(predictor.dataset_json['channel_names'])}", images, "use images the model can read")
+    modality = (image_meta.get("mrgen") or {}).get("modality") or ""
+    if sequence is not None and image_meta and sequence.lower() not in \
+            " ".join([modality, *map(str, channels.values())]).lower():
+        raise MRGenError(f"images are {modality or channels}, not {sequence}", images,
+                         "pseudo-label scans of the target sequence only")
     ignore = max(labels.values()) + 1
-    modality = (image_meta.get("mrgen") or {}).get("modality") or \
-        (predictor.dataset_json.get("mrgen") or {}).get("modality", "")
 
     cases, report, reasons = [], {}, Counter()
     for case, path in files.items():

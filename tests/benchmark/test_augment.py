@@ -7,9 +7,9 @@ import pytest
 
 from mrgen_nnunet.augmentation.appearance import intensity_remap, label_map_image
 from mrgen_nnunet.benchmark.augment import augment_slice_dataset
-from mrgen_nnunet.data.slice_datasets import SliceCase, merge_slice_datasets, write_slice_dataset
 from mrgen_nnunet.data.io import Geometry, read_image
 from mrgen_nnunet.data.nnunet_raw import list_cases
+from mrgen_nnunet.data.slice_datasets import SliceCase, merge_slice_datasets, write_slice_dataset
 from mrgen_nnunet.demo.phantom import PhantomSpec, render_volume
 from mrgen_nnunet.errors import MRGenError
 

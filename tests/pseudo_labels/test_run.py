@@ -86,10 +86,10 @@ def test_empty_pool_and_other_sequence_are_one_line_errors(model, tmp_path):
     other = tmp_path / "Dataset777_Other"
     shutil.copytree(root / "raw" / "Dataset501_Tiny", other)
     meta = json.loads((other / "dataset.json").read_text(encoding="utf-8"))
-    meta["channel_names"] = {"0": "T2"}
+    meta["channel_names"], meta["mrgen"]["modality"] = {"0": "T2"}, "T2 SPIR Abdomen MRI"
     (other / "dataset.json").write_text(json.dumps(meta), encoding="utf-8")
-    with pytest.raises(MRGenError, match="the model was trained on"):
-        pseudo_label(model_dir, other, tmp_path, 605, rules=RELAXED)
+    with pytest.raises(MRGenError, match="not LGE"):
+        pseudo_label(model_dir, other, tmp_path, 605, rules=RELAXED, sequence="LGE")
     assert not list(tmp_path.glob("*Dataset60[45]*"))
 
 
