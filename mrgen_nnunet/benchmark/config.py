@@ -48,6 +48,8 @@ class BenchmarkConfig:
     keep: int = 1
     inference_steps: int | None = None  # None = the profile's (fast: DPM-Solver++ 20, reference: DDIM 50)
     guidance_scale: float = 7.0
+    translate_strength: float = 0.6  # translate rows: share of the schedule run from the source image
+    translate_method: str = "sdedit"  # translate rows: "sdedit" | "inversion"
     # randomised baselines
     copies: int = 4
     real_to_synthetic_ratio: float = 1.0
@@ -91,6 +93,32 @@ def _data(d: dict, key: str, base: Path, where: Path) -> DataSpec:
     return spec
 
 
+# the TOML type of every scalar/list key (a wrong type must fail here, not as a TypeError minutes later)
+_TYPES = {"name": str, "out": str, "rows": (list, str), "generator": str, "generator_preset": str,
+          "generator_steps": int, "generator_resolution": (int, type(None)), "filter": str, "profile": str,
+          "candidates": int, "keep": int, "inference_steps": (int, type(None)), "guidance_scale": float,
+          "translate_strength": float, "translate_method": str, "copies": int, "real_to_synthetic_ratio": float,
+          "trainer": str, "spacing_mm": (float, type(None)), "seeds": (list, int), "device": str,
+          "first_dataset_id": int, "pseudo_label_rules": dict}
+
+
+def _check_types(raw: dict, where: Path) -> None:
+    for key, want in _TYPES.items():
+        if key not in raw:
+            continue
+        value = raw[key]
+        if isinstance(want, tuple) and want[0] is list:
+            ok = isinstance(value, list) and all(isinstance(v, want[1]) and not isinstance(v, bool) for v in value)
+            text = f"a list of {want[1].__name__}"
+        else:
+            kinds = want if isinstance(want, tuple) else (want,)
+            kinds = kinds + ((int,) if float in kinds else ())
+            ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+            text = " or ".join("null" if k is type(None) else k.__name__ for k in dict.fromkeys(kinds))
+        if not ok:
+            raise MRGenError(f"'{key}' must be {text}, got {value!r}", where, f"fix the value of '{key}'")
+
+
 def load_config(path: str | Path) -> BenchmarkConfig:
     """Parse and check a benchmark TOML file (MRGenError on any problem, naming the key)."""
     path = Path(path)
@@ -108,6 +136,7 @@ def load_config(path: str | Path) -> BenchmarkConfig:
     for key in ("name", "out", "source", "target", "test"):
         if key not in raw:
             raise MRGenError(f"config lacks '{key}'", path, "see benchmarks/configs/ for an example")
+    _check_types(raw, path)
     values = dict(raw)
     values["out"] = (base / raw["out"]).resolve()
     for key in ("source", "target", "test"):
@@ -126,4 +155,19 @@ def load_config(path: str | Path) -> BenchmarkConfig:
         raise MRGenError(f"unknown profile {cfg.profile!r}", path, f"use one of {', '.join(PROFILES)}")
     if not cfg.seeds:
         raise MRGenError("seeds is empty", path, "give at least one seed, e.g. seeds = [0]")
+    from mrgen_nnunet.validation import at_least, between, one_of
+
+    one_of(cfg.translate_method, ("sdedit", "inversion"), f"{path} translate_method")
+    between(cfg.translate_strength, 0.0, 1.0, f"{path} translate_strength")
+    for key in ("generator_steps", "candidates", "keep", "copies"):
+        at_least(getattr(cfg, key), 1, f"{path} {key}")
+    at_least(cfg.keep, 1, f"{path} keep")
+    if cfg.keep > cfg.candidates:
+        raise MRGenError(f"keep {cfg.keep} > candidates {cfg.candidates}", path, "keep at most `candidates`")
+    from mrgen_nnunet.pseudo_labels.rules import PseudoLabelRules
+
+    try:
+        PseudoLabelRules(**cfg.pseudo_label_rules)
+    except TypeError as exc:
+        raise MRGenError(f"bad pseudo_label_rules ({exc})", path, "use fields of PseudoLabelRules") from None
     return cfg

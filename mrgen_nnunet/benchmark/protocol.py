@@ -25,7 +25,7 @@ from pathlib import Path
 from mrgen_nnunet.benchmark.config import BenchmarkConfig, DataSpec
 from mrgen_nnunet.benchmark.ledger import Ledger
 from mrgen_nnunet.benchmark.report import RowResult, write_report
-from mrgen_nnunet.benchmark.rows import ROWS, SEED_PARTS, row_trainer
+from mrgen_nnunet.benchmark.rows import GENERATED, ROWS, SEED_PARTS, row_trainer
 from mrgen_nnunet.data.io import write_text_atomic
 from mrgen_nnunet.data.nnunet_raw import find_dataset, list_cases, read_dataset_json
 from mrgen_nnunet.errors import MRGenError
@@ -122,25 +122,29 @@ class _Build:
         return train_generator(index, folder, preset=cfg.generator_preset, target_modality=target_modality,
                                steps=cfg.generator_steps, resolution=cfg.generator_resolution)
 
-    def synthetic(self, seed: int, source: Path, generator: Path, target_modality: str) -> Path:
+    def synthetic(self, seed: int, source: Path, generator: Path, target_modality: str,
+                  part: str = "synthetic") -> Path:
+        """The `synthetic` (mask mode) or `translate` part of `seed`."""
         from mrgen_nnunet.synthesis.run import SynthesisOptions, synthesize
 
         cfg = self.cfg
+        translate = {"mode": "translate", "strength": cfg.translate_strength, "translate": cfg.translate_method} \
+            if part == "translate" else {}
         settings = {"generator": self.settings.get("generator", str(generator)), "source": self.settings["source"],
                     "filter": cfg.filter, "profile": cfg.profile, "candidates": cfg.candidates, "keep": cfg.keep,
                     "inference_steps": cfg.inference_steps, "guidance": cfg.guidance_scale, "seed": seed,
-                    "device": cfg.device}
+                    "device": cfg.device, **translate}
 
         def build(dataset_id: int) -> Path:
             filter_model = str(self.filter_model()) if cfg.filter == "nnunet" else None
             synthesize(SynthesisOptions(
                 target=target_modality, source=str(source), generator=str(generator), out_raw=str(self.raw),
-                out_dataset=dataset_id, name=f"synthetic_s{seed}", samples_per_mask=cfg.keep,
+                out_dataset=dataset_id, name=f"{part}_s{seed}", samples_per_mask=cfg.keep,
                 max_tries=cfg.candidates, steps=cfg.inference_steps, guidance=cfg.guidance_scale, seed=seed,
-                filter=cfg.filter, profile=cfg.profile, filter_model=filter_model, device=cfg.device))
+                filter=cfg.filter, profile=cfg.profile, filter_model=filter_model, device=cfg.device, **translate))
             return find_dataset(self.raw, dataset_id)
 
-        return self.dataset(f"part:synthetic:seed{seed}", settings, build)
+        return self.dataset(f"part:{part}:seed{seed}", settings, build)
 
     def filter_model(self) -> Path:
         """The `nnunet` filter's model: the source-only row's model of the first seed (trained by the caller)."""
@@ -303,7 +307,7 @@ def run_benchmark(cfg: BenchmarkConfig, console=None, jobs: int = 1,
     progress.log(f"{cfg.name}: rows {', '.join(cfg.rows)}; seeds {cfg.seeds}; {jobs} job(s)")
     source = timed("convert", build.convert, "source", cfg.source, True, index=out / "index" / "source.jsonl")
     target = None
-    if needed & {"target", "synthetic", "pseudo"}:
+    if needed & {"target", "pseudo", *GENERATED}:
         target = timed("convert", build.convert, "target", cfg.target, True, all_slices=True,
                        index=out / "index" / "target.jsonl")
     test = timed("convert", build.convert, "test", cfg.test, False)
@@ -314,7 +318,7 @@ def run_benchmark(cfg: BenchmarkConfig, console=None, jobs: int = 1,
     target_modality = meta["mrgen"]["modality"]
 
     generator = None
-    if "synthetic" in needed:
+    if needed & set(GENERATED):
         index = _generator_index(out / "index" / "source.jsonl", out / "index" / "target.jsonl",
                                  out / "index" / "generator.jsonl")
         generator = timed("generator", build.generator, index, target_modality)
@@ -328,7 +332,7 @@ def run_benchmark(cfg: BenchmarkConfig, console=None, jobs: int = 1,
     for seed in cfg.seeds:
         parts = {"source": source, "target": target}
         part_keys = {"source": "source", "target": "target"}
-        if "synthetic" in needed and cfg.filter == "nnunet":  # the filter model is the source-only row
+        if needed & set(GENERATED) and cfg.filter == "nnunet":  # the filter model is the source-only row
             train_and_test(cfg, "source", cfg.seeds[0], source, test, plans, env,
                            out / "rows" / "source" / f"seed{cfg.seeds[0]}", labels, ledger,
                            build.settings["source"], progress)
@@ -336,10 +340,10 @@ def run_benchmark(cfg: BenchmarkConfig, console=None, jobs: int = 1,
             if part not in needed:
                 continue
             part_keys[part] = f"part:{part}:seed{seed}"
-            if part == "synthetic":
-                progress.log(f"synthesising the target sequence from the source labels (seed {seed}, "
-                             f"filter: {cfg.filter})")
-                parts[part] = timed("synthesize", build.synthetic, seed, source, generator, target_modality)
+            if part in GENERATED:
+                progress.log(f"synthesising the target sequence from the source {'labels' if part == 'synthetic' else 'slices'} "
+                             f"(seed {seed}, mode {'mask' if part == 'synthetic' else 'translate'}, filter: {cfg.filter})")
+                parts[part] = timed("synthesize", build.synthetic, seed, source, generator, target_modality, part)
             else:
                 parts[part] = timed("augment", build.randomised, part, seed, source)
         for row in first:

@@ -2,7 +2,9 @@
 
 A row merges *parts* (datasets the benchmark builds once per seed or shares across seeds):
   source     real source slices with labels            target     real target slices with labels (oracle only)
-  synthetic  generated target-sequence slices           labelmap / remap   fixed randomised copies of the source
+  synthetic  generated target-sequence slices (mask mode: MRGen's protocol)
+  translate  the source slices translated into the target sequence (synthesize --mode translate; labels kept)
+  labelmap / remap   fixed randomised copies of the source
   pseudo     real target training images labelled by the `base` row's model of the same seed (self-training;
              the test patients can never enter it)
 `uses_ratio`: sample real:synthetic at the config's `real_to_synthetic_ratio` (nnUNetTrainerMRGen's sampling).
@@ -16,8 +18,9 @@ from dataclasses import dataclass
 
 from mrgen_nnunet.errors import MRGenError
 
-PARTS = ("source", "target", "synthetic", "labelmap", "remap", "pseudo")
-SEED_PARTS = ("synthetic", "labelmap", "remap")  # drawn anew for every seed
+PARTS = ("source", "target", "synthetic", "translate", "labelmap", "remap", "pseudo")
+SEED_PARTS = ("synthetic", "translate", "labelmap", "remap")  # drawn anew for every seed
+GENERATED = ("synthetic", "translate")  # parts that need the generator
 BASE_TRAINER = "nnUNetTrainerMRGen"
 
 
@@ -38,6 +41,9 @@ ROWS: dict[str, Row] = {r.name: r for r in (
     Row("synthetic+source", "synthetic + source", ("source", "synthetic"), uses_ratio=True),
     Row("synthetic+source+aug", "synthetic + source, augmented trainer", ("source", "synthetic"), uses_ratio=True,
         trainer="nnUNetTrainerMRGenAug"),
+    Row("translate+source", "translated + source", ("source", "translate"), uses_ratio=True),
+    Row("translate+source+aug", "translated + source, augmented trainer", ("source", "translate"),
+        uses_ratio=True, trainer="nnUNetTrainerMRGenAug"),
     Row("labelmap", "source + label-map randomised (SynthSeg-style)", ("source", "labelmap")),
     Row("remap", "source + intensity-remapped (GIN/BigAug-style)", ("source", "remap")),
     Row("synthetic+source+remap", "synthetic + source + remapped", ("source", "synthetic", "remap"),

@@ -64,6 +64,18 @@ def synthesize(
                                                help="Masks sharing one call [reference 1, fast 4]."),
     early_stop: bool | None = typer.Option(None, "--early-stop/--no-early-stop", rich_help_panel=GEN,
                                            help="Stop a mask once k passed [fast]."),
+    mode: str = typer.Option("mask", "--mode", rich_help_panel=GEN,
+                             help="mask (MRGen: an image from the mask alone) | translate (from the source image "
+                                  "and its mask: the labels stay valid by construction)."),
+    strength: float = typer.Option(0.6, "--strength", rich_help_panel=GEN,
+                                   help="translate: share of the schedule run from the source image "
+                                        "(0 = unchanged, 1 = from noise)."),
+    translate: str = typer.Option("sdedit", "--translate", rich_help_panel=GEN,
+                                  help="translate: sdedit (noise the source latent) | inversion (DDIB: DDIM-invert "
+                                       "under --source-prompt and the mask)."),
+    source_prompt: str = typer.Option("", "--source-prompt", rich_help_panel=GEN,
+                                      help="translate inversion: the source sequence's prompt (empty = the "
+                                           "unconditional prompt)."),
     steps: int | None = typer.Option(None, "--steps", rich_help_panel=GEN,
                                      help="Denoising steps [reference 50, fast 20]."),
     scheduler: str | None = typer.Option(None, "--scheduler", rich_help_panel=GEN,
@@ -126,7 +138,8 @@ def synthesize(
     options = SynthesisOptions(
         target=target, source=source, generator=str(generator), out_raw=str(raw), out_dataset=out_dataset,
         name=name, controlnet=controlnet, raw_root=os.environ.get("nnUNet_raw") or str(raw),
-        profile=profile, samples_per_mask=samples_per_mask, max_tries=max_tries, batch_size=batch_size,
+        profile=profile, mode=mode, strength=strength, translate=translate, source_prompt=source_prompt,
+        samples_per_mask=samples_per_mask, max_tries=max_tries, batch_size=batch_size,
         masks_per_batch=masks_per_batch, early_stop=early_stop, steps=steps, scheduler=scheduler, guidance=guidance,
         sam2_encode=sam2_encode, overlap=overlap, mixed_precision=mixed_precision, compile=compile_models, seed=seed,
         filter=filter_name, sam2_config=sam2_config,

@@ -5,6 +5,8 @@
     out = pipe(prompts, mask, num_inference_steps=50, guidance_scale=7.0,
                generator=[torch.Generator().manual_seed(s) for s in seeds])
     out.images                                                 # (B, 1, N, N) float32 in [-1, 1]
+    # translate mode: start from source images (B, 1, N, N) in [-1, 1] instead of noise
+    out = pipe(prompts, mask, image=source_images, strength=0.6, translate="sdedit")    # or "inversion"
 """
 
 from __future__ import annotations
@@ -137,12 +139,22 @@ class MRGenPipeline:
         scheduler: str = "ddim",
         controlnet_conditioning_scale: float = 1.0,
         latents: torch.Tensor | None = None,
+        image: torch.Tensor | None = None,
+        strength: float = 1.0,
+        translate: str = "sdedit",
+        source_prompt: str | list[str] = "",
     ) -> MRGenPipelineOutput:
         """Generate B images.
 
         prompt: one string (used for every mask) or B strings. mask: (B, C, N, N) in [-1, 1] from `encode_masks`.
         generator: one per sample (sample b then depends only on its own seed and the batch composition), one for
         the batch, or None. Returns images (B, 1, N, N) float32 in [-1, 1] and the final latents.
+
+        Translate mode (`image` (B, 1, N, N) in [-1, 1], the source images whose labels `mask` encodes): only the
+        last `strength` of the schedule runs (0 = the source image unchanged, 1 = from pure noise), starting from
+        the source's latent instead of noise. `translate="sdedit"` noises that latent to the start timestep
+        (SDEdit); `"inversion"` reaches it by DDIM inversion under `source_prompt` and the mask, then denoises
+        with DDIM under `prompt` (DDIB), which keeps more of the source's structure.
         """
         # 1. check inputs
         n = self.config.resolution
@@ -162,22 +174,51 @@ class MRGenPipeline:
         if do_cfg:
             cond = torch.cat([self.encode_prompt([""] * batch), cond])
 
-        # 3. initial noise, drawn on CPU per sample so results do not depend on the device
+        if image is not None:
+            if tuple(image.shape) != (batch, 1, n, n):
+                raise MRGenError(f"source image shape {tuple(image.shape)} is not ({batch}, 1, {n}, {n})", "image",
+                                 "pass one normalised source image per mask at the generator's resolution")
+            if not 0.0 <= strength <= 1.0 or translate not in ("sdedit", "inversion"):
+                raise MRGenError(f"bad translate settings (strength {strength}, method {translate!r})", "--strength",
+                                 "strength in [0, 1]; method sdedit or inversion")
+
+        # 3. initial latents: noise drawn on CPU per sample (results do not depend on the device), or the source's
         f = 2 ** (len(self.vae.config.block_out_channels) - 1)
         shape = (self.unet.config.in_channels, n // f, n // f)
-        if latents is None:
-            gens = generator if isinstance(generator, list) else [generator] * batch
+        gens = generator if isinstance(generator, list) else [generator] * batch
+        if latents is None and image is None:
             latents = torch.stack([torch.randn(shape, generator=g, dtype=torch.float32) for g in gens])
-        latents = latents.to(self.device, self.dtype)
-        sched = make_scheduler(self.scheduler_config, scheduler)
+        sched = make_scheduler(self.scheduler_config, "ddim" if image is not None and translate == "inversion"
+                               else scheduler)
         sched.set_timesteps(num_inference_steps, device=self.device)
-        latents = latents * sched.init_noise_sigma
+        timesteps = sched.timesteps
         control = mask.to(self.device, self.dtype)
+        if image is not None:
+            steps = int(round(num_inference_steps * strength))
+            if steps == 0:  # nothing to change: the source itself, not its VAE reconstruction
+                return MRGenPipelineOutput(images=image.float().cpu(), latents=torch.zeros((batch, *shape)))
+            start = len(timesteps) - steps
+            timesteps = timesteps[start:]
+            if hasattr(sched, "set_begin_index"):
+                sched.set_begin_index(start)
+            source = self.vae.encode(image.to(self.device, self.dtype)).latent_dist.mean
+            source = source * self.vae.config.scaling_factor
+            if translate == "sdedit":
+                noise = torch.stack([torch.randn(shape, generator=g, dtype=torch.float32) for g in gens])
+                latents = sched.add_noise(source, noise.to(self.device, self.dtype),
+                                          timesteps[:1].repeat(batch))
+            else:
+                sources = [source_prompt] * batch if isinstance(source_prompt, str) else list(source_prompt)
+                latents = self._invert(source, self.encode_prompt(sources), control, num_inference_steps, steps,
+                                       controlnet_conditioning_scale)
+        else:
+            latents = latents.to(self.device, self.dtype) * sched.init_noise_sigma
+        latents = latents.to(self.device, self.dtype)
         if do_cfg:
             control = torch.cat([control, control])
 
         # 4. denoising loop
-        for t in sched.timesteps:
+        for t in timesteps:
             model_in = torch.cat([latents, latents]) if do_cfg else latents
             model_in = sched.scale_model_input(model_in, t)
             down, mid = None, None
@@ -194,6 +235,25 @@ class MRGenPipeline:
         # 5. decode
         images = self.vae.decode(latents / self.vae.config.scaling_factor).sample.clamp(-1, 1)
         return MRGenPipelineOutput(images=images.float().cpu(), latents=latents.float().cpu())
+
+
+    def _invert(self, latents: torch.Tensor, cond: torch.Tensor, control: torch.Tensor, num_inference_steps: int,
+                steps: int, conditioning_scale: float) -> torch.Tensor:
+        """DDIM inversion (no guidance) of clean latents (B, C, n, n) through the first `steps` of a
+        `num_inference_steps` schedule, under text `cond` (B, L, D) and mask `control` (B, C, N, N)."""
+        from diffusers import DDIMInverseScheduler
+
+        inverse = DDIMInverseScheduler.from_config(self.scheduler_config)
+        inverse.set_timesteps(num_inference_steps, device=self.device)
+        for t in inverse.timesteps[:steps]:
+            down, mid = None, None
+            if self.controlnet is not None:
+                down, mid = self.controlnet(latents, t, encoder_hidden_states=cond, controlnet_cond=control,
+                                            conditioning_scale=conditioning_scale, return_dict=False)
+            noise = self.unet(latents, t, encoder_hidden_states=cond, down_block_additional_residuals=down,
+                              mid_block_additional_residual=mid).sample
+            latents = inverse.step(noise, t, latents).prev_sample
+        return latents
 
 
 def check_consistency(vae, unet, controlnet, text: TextEncoder, config: GeneratorConfig, where) -> None:

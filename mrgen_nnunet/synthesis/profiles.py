@@ -73,6 +73,12 @@ def check_options(o) -> None:
     one_of(o.filter, FILTERS, "--filter")
     one_of(o.sam2_encode, SAM2_ENCODE, "--sam2-encode")
     one_of(o.scheduler, SCHEDULERS, "--scheduler")
+    one_of(o.mode, ("mask", "translate"), "--mode")
+    one_of(o.translate, ("sdedit", "inversion"), "--translate")
+    between(o.strength, 0.0, 1.0, "--strength", "a share of the schedule, e.g. 0.6 (0 keeps the source image)")
+    if o.mode == "mask" and (o.strength != 0.6 or o.translate != "sdedit" or o.source_prompt):
+        raise MRGenError("--strength/--translate/--source-prompt apply to --mode translate only", "--mode",
+                         "add --mode translate, or drop those options")
     at_least(o.steps, 1, "--steps", "pass 1 or more sampling steps (reference 50, fast 20)")
     at_least(o.guidance, 1, "--guidance", "use 1 (no guidance) or more; MRGen uses 7")
     at_least(o.masks_per_batch, 1, "--masks-per-batch", "use 1 (MRGen) or more")

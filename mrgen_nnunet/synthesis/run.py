@@ -58,6 +58,10 @@ class SynthesisOptions:
     controlnet: str | None = None
     raw_root: str | None = None  # where a dataset id/name --source is looked up (default: out_raw)
     profile: str = "fast"  # "reference" (MRGen's settings) | "fast"; fills every setting below left at None
+    mode: str = "mask"  # "mask" (MRGen: an image from the mask alone) | "translate" (from the source image too)
+    strength: float = 0.6  # translate: share of the schedule run from the source image (0 = unchanged, 1 = noise)
+    translate: str = "sdedit"  # translate: "sdedit" (noise the source latent) | "inversion" (DDIB, DDIM-invert)
+    source_prompt: str = ""  # translate inversion: the source side's prompt ("" = the unconditional prompt)
     samples_per_mask: int = 2
     max_tries: int | None = None  # candidates per mask at most (profiles: 20)
     batch_size: int | None = None  # candidates per generator call
@@ -322,10 +326,14 @@ def _generate(pipe, batch: list[tuple[_Mask, int]], o: SynthesisOptions) -> tupl
 
     maps = np.stack([m.label_n for m, _ in batch])
     with torch.no_grad(), autocast(o.device, o.mixed_precision):
+        translate = {}
+        if o.mode == "translate":  # start from the source slices themselves (their labels are the masks)
+            translate = {"image": torch.from_numpy(np.stack([m.x for m, _ in batch]))[:, None].float(),
+                         "strength": o.strength, "translate": o.translate, "source_prompt": o.source_prompt}
         out = pipe(prompt=[m.record["prompt"] for m, _ in batch], mask=pipe.encode_masks(maps),
                    num_inference_steps=o.steps, guidance_scale=o.guidance,
                    generator=[torch.Generator("cpu").manual_seed(m.item.seeds[t]) for m, t in batch],
-                   scheduler=o.scheduler)
+                   scheduler=o.scheduler, **translate)
     return out.images[:, 0].detach().float().cpu().numpy(), maps
 
 

@@ -117,3 +117,24 @@ def test_paired_difference_against_source_with_bootstrap_interval():
     summary = summarise(source + better)
     assert summary["source"]["vs_source"] is None and summary["aug"]["vs_source"]["n"] == 10
     assert f"{summary['aug']['vs_source']['mean']:+.3f} [" in markdown_table(summary)
+
+
+@pytest.mark.parametrize("line, message", [
+    ('seeds = "0"', "'seeds' must be a list of int"),
+    ('rows = "source"', "'rows' must be a list of str"),
+    ("out = 5", "'out' must be str"),
+    ('generator_steps = "many"', "'generator_steps' must be int"),
+    ("translate_strength = 2.0", "translate_strength"),
+    ('translate_method = "cyclegan"', "translate_method"),
+    ("copies = 0", "copies"),
+    ("pseudo_label_rules = {slice_confidence = 3.0}", "slice_confidence"),
+])
+def test_config_types_and_ranges_are_checked_at_load(tmp_path, line, message):
+    text = (REPO / "benchmarks" / "configs" / "mscmrseg_quality.toml").read_text(encoding="utf-8")
+    key = line.split(" =")[0]
+    kept = [ln for ln in text.splitlines() if not ln.startswith(f"{key} =")]
+    at = kept.index("[source]")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("\n".join(kept[:at] + [line] + kept[at:]) + "\n", encoding="utf-8")
+    with pytest.raises(MRGenError, match=message):
+        load_config(bad)
