@@ -86,8 +86,10 @@ def run_nnunet(args: list[str], env: Mapping[str, str], log_file: Path, total_ep
     """Run one nnU-Net CLI (`args[0]` is its name), log to `log_file`, raise MRGenError on failure.
 
     `progress=False` draws no bar (several runs side by side in threads: rich allows one live display).
-    The tool runs in its own process group (with its data-augmentation workers), killed whole when this process
-    gets SIGTERM/SIGINT or an exception, so that no orphaned trainer keeps running."""
+    Called from the main thread, the tool runs in its own process group (with its data-augmentation workers),
+    killed whole when this process gets SIGTERM/SIGINT or an exception, so that no orphaned trainer keeps running.
+    From another thread (no signal handler possible there) it stays in the caller's group, which a terminal's
+    Ctrl-C or a group kill reaches; an exception still kills it."""
     import contextlib
     import signal
     import subprocess
@@ -106,9 +108,9 @@ def run_nnunet(args: list[str], env: Mapping[str, str], log_file: Path, total_ep
                                               TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                                               transient=True, disable=not progress) as bar:
         task = bar.add_task(description or args[0], total=total_epochs)
-        proc = subprocess.Popen(cmd, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                encoding="utf-8", errors="replace", start_new_session=True)
         main_thread = threading.current_thread() is threading.main_thread()
+        proc = subprocess.Popen(cmd, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                encoding="utf-8", errors="replace", start_new_session=main_thread)
         previous = signal.signal(signal.SIGTERM, stop) if main_thread else None
         try:
             for line in proc.stdout:
@@ -119,7 +121,7 @@ def run_nnunet(args: list[str], env: Mapping[str, str], log_file: Path, total_ep
             code = proc.wait()
         except BaseException:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
+                os.killpg(proc.pid, signal.SIGKILL) if main_thread else proc.kill()
             proc.wait()
             raise
         finally:
