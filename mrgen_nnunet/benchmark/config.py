@@ -42,7 +42,7 @@ class BenchmarkConfig:
     generator_steps: int = 200  # optimizer steps per stage (autoencoder, text, mask)
     generator_resolution: int | None = None  # model resolution; None = the preset's
     # synthesis
-    filter: str = "none"  # "sam2" | "nnunet" | "none"
+    filter: str = "none"  # a name in filtering.backends.FILTERS: "sam2" | "nnunet" | "none"
     profile: str = "fast"  # synthesis profile, "fast" | "reference" (MRGen's settings); fills what is left unset
     candidates: int = 2
     keep: int = 1
@@ -147,8 +147,10 @@ def load_config(path: str | Path) -> BenchmarkConfig:
     bad = [r for r in cfg.rows if r not in ROWS]
     if bad:
         raise MRGenError(f"unknown row(s) {bad}", path, f"rows are {list(ROWS)}")
-    if cfg.filter not in ("sam2", "nnunet", "none"):
-        raise MRGenError(f"unknown filter {cfg.filter!r}", path, "use 'sam2', 'nnunet' or 'none'")
+    from mrgen_nnunet.filtering.backends import FILTERS
+
+    if cfg.filter not in FILTERS:
+        raise MRGenError(f"unknown filter {cfg.filter!r}", path, f"use one of {', '.join(map(repr, FILTERS))}")
     from mrgen_nnunet.synthesis.profiles import PROFILES  # imports torch: only when a config is loaded
 
     if cfg.profile not in PROFILES:

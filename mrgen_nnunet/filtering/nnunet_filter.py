@@ -34,6 +34,7 @@ class NnUNetFilter:
     """Scores candidates with an in-process `nnUNetPredictor` (2D model, one candidate at a time)."""
 
     name = "nnunet"
+    checks = True
 
     def __init__(self, predictor, model_id: str, unrequested_min_fraction: float = UNREQUESTED_MIN_FRACTION):
         self.predictor = predictor

@@ -80,6 +80,7 @@ class SAM2Filter:
     """Scores candidates with SAM2. `predictor`: a `SAM2ImagePredictor` (see `build_sam2_predictor`)."""
 
     name = "sam2"
+    checks = True
 
     def __init__(self, predictor, prompt: str = "mask"):
         if prompt not in PROMPTS:
@@ -90,6 +91,9 @@ class SAM2Filter:
     @property
     def id(self) -> str:
         return f"sam2:{self.prompt}"
+
+    def check_labels(self, labels: dict[str, int]) -> None:
+        """SAM2 is prompted with each organ's mask: any label map will do."""
 
     @torch.no_grad()
     def score(self, images: np.ndarray, label_maps: np.ndarray, labels: dict[str, int],
@@ -128,5 +132,49 @@ class SAM2Filter:
                 chosen = masks[b][j][best] > 0
                 organ_scores[name] = OrganScore(iou(chosen, target), float(np.clip(scores[b][j][best], 0.0, 1.0)))
                 prediction[chosen & (prediction == 0)] = organs[name]
+            results.append(CandidateScores(organ_scores, {}, prediction))
+        return results
+
+
+class PerOrganSAM2:
+    """MRGen's way of running the SAM2 filter, for the reference profile: for every candidate and every organ the
+    image is encoded again (`set_image`), then the organ is prompted. Same scores as `SAM2Filter` (which encodes
+    each image once, batched), at one encoder pass per organ instead of one per image.
+
+    `inner`: a `SAM2Filter`; its predictor, prompt kind, `name` and `id` are used.
+    """
+
+    checks = True
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.predictor = inner.predictor
+        self.name, self.id = inner.name, inner.id
+
+    def check_labels(self, labels: dict[str, int]) -> None:
+        self.inner.check_labels(labels)
+
+    @torch.no_grad()
+    def score(self, images: np.ndarray, label_maps: np.ndarray, labels: dict[str, int],
+              pixel_spacing: list[float] | None = None) -> list:
+        """images (B, N, N) float32 in [-1, 1], label_maps (B, N, N) uint8 -> one CandidateScores per image."""
+
+        prompt = self.inner.prompt
+        results = []
+        for image, label_map in zip(images, label_maps, strict=True):
+            prediction = np.zeros(label_map.shape, np.uint8)
+            organ_scores = {}
+            for name, value in labels.items():
+                target = label_map == value
+                if value == 0 or not target.any():
+                    continue
+                self.predictor.set_image(to_sam2_rgb(image))  # MRGen: one encoder pass per organ
+                masks, scores, _ = self.predictor.predict(
+                    box=box_prompt(target) if "box" in prompt else None,
+                    mask_input=mask_prompt(target) if "mask" in prompt else None, multimask_output=True)
+                best = int(np.argmax(scores))
+                chosen = masks[best] > 0
+                organ_scores[name] = OrganScore(iou(chosen, target), float(np.clip(scores[best], 0.0, 1.0)))
+                prediction[chosen & (prediction == 0)] = value
             results.append(CandidateScores(organ_scores, {}, prediction))
         return results

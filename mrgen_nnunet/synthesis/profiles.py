@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
 
-import numpy as np
 import torch
 
 from mrgen_nnunet.errors import MRGenError
@@ -117,49 +116,10 @@ def autocast(device: str, mixed_precision: bool):
     return torch.autocast("cuda" if enabled else "cpu", dtype=torch.bfloat16, enabled=enabled)
 
 
-class PerOrganSAM2:
-    """MRGen's way of running the SAM2 filter, for the reference profile: for every candidate and every organ the
-    image is encoded again (`set_image`), then the organ is prompted. Same scores as `SAM2Filter` (which encodes
-    each image once, batched), at one encoder pass per organ instead of one per image.
-
-    `inner`: a `SAM2Filter`; its predictor, prompt kind, `name` and `id` are used.
-    """
-
-    def __init__(self, inner):
-        self.inner = inner
-        self.predictor = inner.predictor
-        self.name, self.id = inner.name, inner.id
-
-    @torch.no_grad()
-    def score(self, images: np.ndarray, label_maps: np.ndarray, labels: dict[str, int],
-              pixel_spacing: list[float] | None = None) -> list:
-        """images (B, N, N) float32 in [-1, 1], label_maps (B, N, N) uint8 -> one CandidateScores per image."""
-        from mrgen_nnunet.filtering.sam2_filter import box_prompt, mask_prompt, to_sam2_rgb
-        from mrgen_nnunet.filtering.selection import CandidateScores, OrganScore, iou
-
-        prompt = self.inner.prompt
-        results = []
-        for image, label_map in zip(images, label_maps, strict=True):
-            prediction = np.zeros(label_map.shape, np.uint8)
-            organ_scores = {}
-            for name, value in labels.items():
-                target = label_map == value
-                if value == 0 or not target.any():
-                    continue
-                self.predictor.set_image(to_sam2_rgb(image))  # MRGen: one encoder pass per organ
-                masks, scores, _ = self.predictor.predict(
-                    box=box_prompt(target) if "box" in prompt else None,
-                    mask_input=mask_prompt(target) if "mask" in prompt else None, multimask_output=True)
-                best = int(np.argmax(scores))
-                chosen = masks[best] > 0
-                organ_scores[name] = OrganScore(iou(chosen, target), float(np.clip(scores[best], 0.0, 1.0)))
-                prediction[chosen & (prediction == 0)] = value
-            results.append(CandidateScores(organ_scores, {}, prediction))
-        return results
-
-
 def filter_for_profile(filt, sam2_encode: str):
     """The filter as the options ask: a SAM2 filter is wrapped in `PerOrganSAM2` for `sam2_encode == "organ"`."""
     if filt.name == "sam2" and sam2_encode == "organ":
+        from mrgen_nnunet.filtering.sam2_filter import PerOrganSAM2
+
         return PerOrganSAM2(filt)
     return filt

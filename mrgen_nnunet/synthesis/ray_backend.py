@@ -33,15 +33,14 @@ IDLE_SHARDS = 2**31  # num_shards of the driver's calls; its shard IDLE_SHARDS -
 def build_components(options: SynthesisOptions):
     """(generator pipeline, filter backend) from the options' folders, on `options.device`, with the profile's
     speed settings applied (what `synthesize` does when it gets none)."""
-    from mrgen_nnunet.filtering.backends import build_filter
+    from mrgen_nnunet.filtering.backends import build_filter, filter_settings
     from mrgen_nnunet.synthesis.profiles import prepare_pipeline, resolve_profile
     from mrgen_nnunet.synthesis.run import load_generator
 
     o = resolve_profile(options)
     pipe = load_generator(o.generator, o.controlnet, o.device)
     prepare_pipeline(pipe, o.device, o.mixed_precision, o.compile)
-    filt = build_filter(o.filter, o.sam2_config, o.sam2_checkpoint, o.sam2_prompt, o.filter_model, o.device,
-                        o.trust_checkpoint)
+    filt = build_filter(o.filter, filter_settings(o))
     return pipe, filt
 
 

@@ -172,15 +172,12 @@ def synthesize(options: SynthesisOptions, pipeline=None, filter_backend=None) ->
         table[key] = {"region": "", **table.get(key, {"aliases": []}), **entry}
     modality = resolve_modality(o.target, table)
     if filter_backend is None:
-        from mrgen_nnunet.filtering.backends import build_filter
+        from mrgen_nnunet.filtering.backends import build_filter, filter_settings
 
-        filter_backend = build_filter(o.filter, o.sam2_config, o.sam2_checkpoint, o.sam2_prompt, o.filter_model,
-                                      o.device, o.trust_checkpoint)
+        filter_backend = build_filter(o.filter, filter_settings(o))
     o.filter_id = filter_backend.id
     filter_backend = filter_for_profile(filter_backend, o.sam2_encode)
-    check_labels = getattr(filter_backend, "check_labels", None)
-    if check_labels is not None:
-        check_labels(source.labels)
+    filter_backend.check_labels(source.labels)
 
     items = build_manifest(source, o.max_tries, o.seed)
     work = out_raw / f".mrgen-partial-{final.name}"
@@ -265,7 +262,7 @@ def _process(chunks: list[list[MaskItem]], pipe, filt, labels: dict[str, int], m
             masks, pending = running.pop(0)
             if pending is not None:
                 _collect(*pending.result())
-            batch = _next_batch(masks, o, filt.name)
+            batch = _next_batch(masks, o, filt.checks)
             if not batch:
                 _finish_chunk(masks, o, work, generator_id, totals, bar, task)
                 continue
@@ -298,23 +295,23 @@ def _prepare(item: MaskItem, labels: dict[str, int], modality, o: SynthesisOptio
         return _Mask(item, record)
     x, info = normalize_slice(image, size)
     pixel_spacing = float(max(info.shape[0] + info.pad[0] + info.pad[1], 1)) * float(geometry.spacing[0]) / size
-    tries = o.samples_per_mask if filt.name == "none" else o.max_tries
+    tries = o.max_tries if filt.checks else o.samples_per_mask
     return _Mask(item, record, x, normalize_label(label, info), label, info, geometry, pixel_spacing, tries)
 
 
-def _want(m: _Mask, o: SynthesisOptions, filter_name: str) -> int:
+def _want(m: _Mask, o: SynthesisOptions, checks: bool) -> int:
     """How many more candidates mask `m` wants now (all outstanding scores of its chunk are in)."""
     left = m.tries - m.asked
-    if o.early_stop and filter_name != "none":
+    if o.early_stop and checks:
         return min(left, max(0, o.samples_per_mask - sum(passes(sc, o.thresholds) for sc in m.scores)))
     return left
 
 
-def _next_batch(masks: list[_Mask], o: SynthesisOptions, filter_name: str) -> list[tuple[_Mask, int]]:
+def _next_batch(masks: list[_Mask], o: SynthesisOptions, checks: bool) -> list[tuple[_Mask, int]]:
     """Up to `batch_size` (mask, try) pairs, masks in chunk order, each taking as many tries as it wants."""
     batch = []
     for m in masks:
-        n = min(_want(m, o, filter_name), o.batch_size - len(batch))
+        n = min(_want(m, o, checks), o.batch_size - len(batch))
         batch.extend((m, t) for t in range(m.asked, m.asked + n))
         m.asked += n
     return batch

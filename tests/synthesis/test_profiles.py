@@ -30,10 +30,14 @@ class BrightnessFilter:
     IoU = IoU of (image > 0) with the organ; conf = 1. Deterministic in the image."""
 
     name = "bright"
+    checks = True
     id = "bright"
 
     def __init__(self):
         self.batches = []
+
+    def check_labels(self, labels):
+        pass
 
     def score(self, images, label_maps, labels, pixel_spacing=None):
         self.batches.append(len(images))

@@ -28,7 +28,11 @@ class BrightnessFilter:
     THRESHOLDS about half the candidates of the tiny generator pass, so selection and relaxation really run."""
 
     name = "bright"
+    checks = True
     id = "bright-v1"
+
+    def check_labels(self, labels):
+        pass
 
     def score(self, images, label_maps, labels, pixel_spacing=None):
         out = []
