@@ -396,3 +396,19 @@ def run_benchmark(cfg: BenchmarkConfig, console=None, jobs: int = 1,
              + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()) + ".\n")
     paths = write_report(results, out / "results", f"{cfg.name}: Dice on held-out target volumes", notes)
     return results, paths
+
+
+def report_finished(cfg: BenchmarkConfig) -> dict[str, Path]:
+    """Write results.{md,json,png} from the rows/seeds of `cfg` that have finished so far (nothing is trained):
+    what a long run has measured while it is still going, or after it was stopped."""
+    results = [RowResult.from_dict(json.loads(f.read_text(encoding="utf-8")))
+               for row in cfg.rows for seed in cfg.seeds
+               if (f := cfg.out / "rows" / row / f"seed{seed}" / "result.json").is_file()]
+    if not results:
+        raise MRGenError("no finished row yet", cfg.out / "rows", "run the benchmark first")
+    done = sorted({(r.row, r.seed) for r in results})
+    missing = [(row, seed) for row in cfg.rows for seed in cfg.seeds if (row, seed) not in done]
+    notes = (f"Finished so far: {len(done)} of {len(cfg.rows) * len(cfg.seeds)} row x seed trainings"
+             + (f"; not yet run: {', '.join(f'{r} seed {s}' for r, s in missing)}" if missing else "") + ".\n")
+    return write_report(results, cfg.out / "results", f"{cfg.name}: Dice on held-out target volumes", notes)
+

@@ -12,6 +12,8 @@ def benchmark(
     rows: str = typer.Option("", "--rows", help="Comma-separated subset of the config's rows, e.g. source,remap."),
     seeds: str = typer.Option("", "--seeds", help="Comma-separated seeds instead of the config's, e.g. 0,1,2."),
     jobs: int = typer.Option(1, "--jobs", min=1, help="Trainings run side by side, each with cores/jobs threads."),
+    report_only: bool = typer.Option(False, "--report-only", help="Only write the results table from the rows "
+                                     "finished so far (trains nothing)."),
     force: bool = typer.Option(False, "--force", help="Rebuild outputs whose recorded settings differ from the "
                                "config's (default: refuse)."),
 ) -> None:
@@ -37,6 +39,11 @@ def benchmark(
         if not cfg.seeds:
             raise MRGenError("no seeds given", "--seeds", "write integers separated by commas, e.g. 0,1,2")
     console = Console()
-    _, paths = run_benchmark(cfg, console, jobs=jobs, force=force)
+    if report_only:
+        from mrgen_nnunet.benchmark.protocol import report_finished
+
+        paths = report_finished(cfg)
+    else:
+        _, paths = run_benchmark(cfg, console, jobs=jobs, force=force)
     console.print(paths["markdown"].read_text(encoding="utf-8"))
     console.print(f"results: {paths['markdown']}  {paths['json']}  {paths['plot']}")
