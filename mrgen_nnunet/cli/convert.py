@@ -102,26 +102,50 @@ def mrgen_db_images(src: Path = SRC, index: Path = typer.Option(..., "--index", 
     _run("mrgen-db-images", src=src, index=index, strict=strict, modality_table=modality_table, force=force)
 
 
+PATTERN_HELP = ("relative path with {id} (the case), optional {split}/{sequence}/other fields and * ** wildcards, "
+                "e.g. '{split}/{id}/t1c.nii.gz' or 'sub-{id}/anat/sub-{id}_FLAIR.nii.gz'")
+
+
 @app.command("nifti")
 def nifti(src: Path = SRC, out_raw: Path = OUT_RAW, dataset_id: int = DATASET_ID, name: str = NAME,
-          labels: str = typer.Option(..., "--labels", help="label map, e.g. liver=1,spleen=2"),
-          sequence: str = typer.Option(..., "--sequence", help="modality name, e.g. LGE or T2-SPIR"),
-          pattern: str = typer.Option("image_{id}.nii.gz", "--pattern", help="image files, relative, with {id}"),
-          label_pattern: str = typer.Option("label_{id}.nii.gz", "--label-pattern", help="label files with {id}"),
+          labels: str = typer.Option("", "--labels", help="label map, e.g. liver=1,spleen=2 (labelled images)"),
+          sequence: str = typer.Option(..., "--sequence", help="modality name, e.g. LGE, T2-SPIR, T1c, FLAIR"),
+          pattern: str = typer.Option("image_{id}.nii.gz", "--pattern", help="image files: " + PATTERN_HELP),
+          label_pattern: str = typer.Option(None, "--label-pattern", help="label files, same fields as --pattern "
+                                            "[default with --labels: label_{id}.nii.gz]"),
+          images_only: bool = typer.Option(False, "--images-only", help="unlabelled images (the default when "
+                                           "neither --labels nor --label-pattern is given): imagesTs + label-less "
+                                           "index"),
           as_slices: bool = AS_SLICES, all_slices: bool = ALL_SLICES, index: Path = INDEX,
           modality_table: Path = TABLE, force: bool = FORCE) -> None:
-    """Any folder of NIfTI image/label pairs."""
+    """Any folder tree of NIfTI images, with label maps (imagesTr/labelsTr) or without (imagesTs)."""
     _run("nifti", src=src, out_raw=_raw(out_raw), dataset_id=dataset_id, name=name, labels=labels,
-         sequence=sequence, pattern=pattern, label_pattern=label_pattern, as_slices=as_slices,
-         all_slices=all_slices, index=index, modality_table=modality_table, force=force)
+         sequence=sequence, pattern=pattern, label_pattern=label_pattern, images_only=images_only,
+         as_slices=as_slices, all_slices=all_slices, index=index, modality_table=modality_table, force=force)
+
+
+@app.command("dicom")
+def dicom(src: Path = SRC, out_raw: Path = OUT_RAW, dataset_id: int = DATASET_ID, name: str = NAME,
+          sequence: str = typer.Option(..., "--sequence", help="modality name, e.g. FLAIR, T2w, LGE"),
+          pattern: str = typer.Option("{id}", "--pattern", help="case folders, each holding one DICOM series: "
+                                      + PATTERN_HELP.replace("t1c.nii.gz", "FLAIR").replace(
+                                          "sub-{id}_FLAIR.nii.gz", "flair")),
+          as_slices: bool = AS_SLICES, index: Path = INDEX, modality_table: Path = TABLE,
+          force: bool = FORCE) -> None:
+    """DICOM series folders (one series per case, unlabelled target scans) -> imagesTs + label-less index."""
+    _run("dicom", src=src, out_raw=_raw(out_raw), dataset_id=dataset_id, name=name, sequence=sequence,
+         pattern=pattern, as_slices=as_slices, index=index, modality_table=modality_table, force=force)
 
 
 @app.command("nnunet")
 def nnunet(src: Path = typer.Argument(..., help="an nnU-Net raw dataset folder"),
            index: Path = typer.Option(None, "--index", help="index JSONL [default: SRC/mrgen_index.jsonl]"),
            sequence: str = typer.Option(None, "--sequence", help="modality [default: from dataset.json]"),
+           subset: str = typer.Option("Tr", "--subset", help="Tr (imagesTr) or Ts (imagesTs, unlabelled)"),
+           images_only: bool = typer.Option(False, "--images-only", help="ignore labelsTr: label-less records "
+                                            "(automatic for imagesTs and an imagesTr without labels)"),
            all_slices: bool = ALL_SLICES, modality_table: Path = TABLE,
            force: bool = typer.Option(False, "--force", help="replace an existing index")) -> None:
-    """An existing nnU-Net raw dataset -> generator index."""
-    _run("nnunet", src=src, index=index, sequence=sequence, all_slices=all_slices, modality_table=modality_table,
-         force=force)
+    """An existing nnU-Net raw dataset (labelled or not) -> generator index."""
+    _run("nnunet", src=src, index=index, sequence=sequence, subset=subset, images_only=images_only,
+         all_slices=all_slices, modality_table=modality_table, force=force)

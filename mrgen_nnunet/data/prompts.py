@@ -3,8 +3,11 @@
 Prompt: `"{modality}, {attributes}, {region}, {organ1}, {organ2}"` (empty parts dropped), e.g.
 `"T2 SPIR Abdomen MRI, fat low signal, ..., Upper Abdominal Region, liver, spleen"`.
 
-A modality table maps a modality key to its attribute phrase, region and aliases. The built-in one is
-`mrgen_nnunet/data/modalities.json`; a user table (JSON or TOML) may be
+A modality table maps a modality key to its attribute phrase, region and aliases. The built-in one is MRGen's
+released `modality_attributes.json` (305 abdominal keys, verbatim in `mrgen_modality_attributes.json`, MIT, see
+`LICENSE.MRGen` next to it: prompts for MRGen's weights must use these keys) with `modalities.json` merged over it
+(regions and aliases for the MRGen keys we use, cardiac, brain, prostate and musculoskeletal entries); a user table
+(JSON or TOML) may be
 
 * our format: `{"modalities": {KEY: {"attributes": str, "region": str, "aliases": [str]}}}`, or
 * MRGen's flat `modality_attributes.json`: `{KEY: "attribute phrase"}` (regions then come from the built-in
@@ -27,6 +30,7 @@ import tomllib
 from mrgen_nnunet.errors import MRGenError
 
 BUILTIN_TABLE = Path(__file__).with_name("modalities.json")
+MRGEN_TABLE = Path(__file__).with_name("mrgen_modality_attributes.json")  # MRGen release, MIT (LICENSE.MRGen)
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,12 @@ def _parse_table(raw: dict, where: object) -> dict[str, dict]:
 
 @lru_cache(maxsize=1)
 def _builtin() -> dict[str, dict]:
-    return _parse_table(json.loads(BUILTIN_TABLE.read_text(encoding="utf-8")), BUILTIN_TABLE)
+    table = _parse_table(json.loads(MRGEN_TABLE.read_text(encoding="utf-8")), MRGEN_TABLE)
+    for key, entry in _parse_table(json.loads(BUILTIN_TABLE.read_text(encoding="utf-8")), BUILTIN_TABLE).items():
+        table[key] = table.get(key, {}) | entry
+    for entry in table.values():
+        entry.setdefault("region", "")
+    return table
 
 
 def load_modality_table(path: str | os.PathLike | None = None) -> dict[str, dict]:
@@ -92,14 +101,17 @@ def load_modality_table(path: str | os.PathLike | None = None) -> dict[str, dict
     return table
 
 
-def resolve_modality(name: str, table: dict[str, dict] | str | os.PathLike | None = None) -> ModalityInfo:
+def resolve_modality(name: str, table: dict[str, dict] | str | os.PathLike | None = None,
+                     option: object = "--target") -> ModalityInfo:
     """`"T2-SPIR"`, `"LGE"`, `"bSSFP Cardiac MRI"`, ... -> ModalityInfo; matching ignores case, spaces, `-`, `_`.
 
     `table` is a loaded table, a path to one, or None for the built-in table. Unknown names raise MRGenError
-    listing the known keys.
+    naming `option` (the option or file the name came from), the curated keys and the table format.
     """
     if table is None or isinstance(table, (str, os.PathLike)):
         table = load_modality_table(table)
+    if name in table:  # MRGen's table has keys equal up to case/spacing ("T2 HASTE", "T2 haste"): exact first
+        return ModalityInfo(name, table[name]["attributes"], table[name].get("region", ""))
     wanted = _norm(name)
     for key, entry in table.items():
         if _norm(key) == wanted:
@@ -107,11 +119,13 @@ def resolve_modality(name: str, table: dict[str, dict] | str | os.PathLike | Non
     for key, entry in table.items():
         if any(_norm(alias) == wanted for alias in entry.get("aliases", [])):
             return ModalityInfo(key, entry["attributes"], entry.get("region", ""))
-    shown = sorted(table)
-    listing = ", ".join(shown[:12]) + (f", ... ({len(shown)} keys)" if len(shown) > 12 else "")
-    aliases = ", ".join(sorted(a for e in table.values() for a in e.get("aliases", []))[:20])
-    raise MRGenError(f"unknown modality {name!r}", "--target/--modality",
-                     f"known keys: {listing}; aliases: {aliases}; or add it with --modality-table")
+    ours = [k for k, e in table.items() if e.get("aliases")]  # curated entries; MRGen's 305 keys have none
+    listing = ", ".join(ours[:20]) + f", ... ({len(table)} keys)"
+    aliases = ", ".join(a for k in ours for a in table[k]["aliases"][:2])
+    fmt = json.dumps({"modalities": {name: {"attributes": "...", "region": "...", "aliases": ["..."]}}})
+    raise MRGenError(f"unknown modality {name!r}", option,
+                     f"known keys: {listing}; aliases: {aliases}; or add it with --modality-table FILE.json "
+                     f"holding {fmt}")
 
 
 def build_prompt(modality: str, attributes: str, region: str, organs: list[str] | tuple[str, ...]) -> str:

@@ -1,7 +1,9 @@
 """Dataset converters: one module per source layout, one registry.
 
 Every converter is a plain function `(src, out_raw, dataset_id, name=None, ..., force=False) -> Path` returning
-the written nnU-Net raw dataset folder (the `nnunet` layout writes only an index and returns its path).
+the written nnU-Net raw dataset folder (the `nnunet` layout writes only an index and returns its path). The generic
+layouts (`nifti`, `dicom`) find cases with one pattern language (patterns.py) and convert images without labels
+(target scans) to imagesTs + a label-less index.
 Modules are imported on use so `import mrgen_nnunet.dataset_converters` stays cheap.
 """
 
@@ -21,6 +23,7 @@ CONVERTERS: dict[str, str] = {
     "mrgen-db-images": "mrgen_db:index_mrgen_db_images",
     "nifti": "nifti:convert_nifti",
     "nnunet": "nnunet:convert_nnunet",
+    "dicom": "dicom:convert_dicom",
 }
 
 

@@ -79,7 +79,7 @@ def convert_chaos(src: str | os.PathLike, out_raw: str | os.PathLike, dataset_id
         if wanted - found:
             raise MRGenError(f"patients {sorted(wanted - found)} not found", src, "check --patients")
     return write_dataset(sources, out_raw=out_raw, dataset_id=dataset_id, name=name or f"CHAOS_{prefix}",
-                         labels=LABELS, modality=resolve_modality(sequence, modality_table),
+                         labels=LABELS, modality=resolve_modality(sequence, modality_table, option="--sequence"),
                          channel_name=sequence, as_slices=as_slices, all_slices=all_slices, index=index,
                          force=force, dataset_tag=f"CHAOS_MRI_{prefix}",
                          description="CHAOS 2019 MR (Kavur et al. 2021, CC BY-SA 4.0)")

@@ -249,3 +249,94 @@ def numbered_files(folder: Path, prefix: str, suffix: str = ".nii.gz") -> dict[i
             raise MRGenError(f"two files give case {int(m.group(1))}: {found[int(m.group(1))].name} and {p.name}", p,
                              "rename or remove one of them")
     return dict(sorted(found.items()))
+
+
+def write_images_dataset(sources: list[VolumeSource], *, out_raw: str | os.PathLike, dataset_id: int, name: str,
+                         modality: ModalityInfo, channel_name: str, as_slices: bool = False,
+                         index: str | os.PathLike | None = None, force: bool = False, dataset_tag: str = "") -> Path:
+    """Images without labels (target scans): `out_raw/DatasetNNN_name/imagesTs` (all-or-nothing) and, with `index`,
+    a generator index of label-less records (label_file None, organs [], labels {}) — one per axial slice.
+
+    Images go to imagesTs, nnU-Net's folder for unlabelled images: `nnUNetv2_predict -i` and `mrgen-nnunet
+    pseudo-label --images` read it, and nnU-Net planning never trains on it. Each volume is one 3D case at its own
+    geometry (with `as_slices`, one 2D case per axial slice, `{case}_z{k:03d}`). Intensities are kept as float32;
+    normalisation happens later (per slice for the generator, per case in nnU-Net). dataset.json has only the
+    background label, `numTraining` 0 and `mrgen.images_only` true.
+    """
+    from rich.progress import track
+
+    if not sources:
+        raise MRGenError("no cases found", dataset_tag or out_raw, "check the source folder and --pattern")
+    first: dict[str, str] = {}
+    for src in sources:
+        if first.setdefault(src.case_id, src.source) != src.source:
+            raise MRGenError(f"case id {src.case_id!r} also comes from {first[src.case_id]}", src.source,
+                             "rename or remove one of the two files")
+    refuse_existing_index(index, force)
+    out_raw = Path(out_raw)
+    final = out_raw / dataset_folder_name(dataset_id, name)
+    index_dir = Path(index).resolve().parent if index is not None else None
+    patients: dict[str, str] = {}
+    records: list[SliceRecord] = []
+
+    def record(src: VolumeSource, case: str, k: int, file: str, geom: Geometry) -> SliceRecord:
+        path = (final / "imagesTs" / file).resolve()
+        return SliceRecord(case_id=case, patient_id=src.patient_id, slice_index=k,
+                           image_file=os.path.relpath(path, index_dir) if index_dir is not None else str(path),
+                           modality=modality.key, label_file=None, attributes=modality.attributes,
+                           region=modality.region, organs=[], labels={},
+                           spacing=[float(s) for s in geom.spacing[:2]], dataset=dataset_tag)
+
+    with staged_dataset(out_raw, dataset_id, name, force=force) as tmp:
+        for src in track(sources, description=f"converting {final.name}", transient=True):
+            vol = src.load()
+            depth = vol.image.shape[0] if vol.image.ndim == 3 else 1
+            if as_slices and vol.image.ndim == 3:
+                for k in range(depth):
+                    case, geom = f"{src.case_id}_z{k:03d}", slice_geometry(vol.geometry, k)
+                    write_image(extract_slice(vol.image, k), geom, tmp / "imagesTs" / f"{case}_0000.nii.gz")
+                    patients[case] = src.patient_id
+                    records.append(record(src, case, 0, f"{case}_0000.nii.gz", geom))
+            else:
+                write_image(vol.image, vol.geometry, tmp / "imagesTs" / f"{src.case_id}_0000.nii.gz")
+                patients[src.case_id] = src.patient_id
+                records += [record(src, src.case_id, k, f"{src.case_id}_0000.nii.gz", vol.geometry)
+                            for k in range(depth)]
+        write_dataset_json(tmp, {"background": 0}, {"0": channel_name}, 0, dataset_name=final.name,
+                           extra={"description": f"{dataset_tag} unlabelled images converted by mrgen-nnunet",
+                                  "numTest": len(patients),
+                                  "mrgen": mrgen_key(modality.key, "slices" if as_slices else "volumes", patients)
+                                  | {"images_only": True}})
+        if index is not None:
+            write_index(records, index)
+    return final
+
+
+def pattern_sources(src: str | os.PathLike, pattern: str, prefix: str, load: Callable[[Path, Path | None], Volume],
+                    label_pattern: str | None = None, folders: bool = False,
+                    keep_sequence: Callable[[str], bool] | None = None) -> list[VolumeSource]:
+    """The cases `pattern` (patterns.py) finds under `src`, with their labels from `label_pattern` when given.
+
+    Case ids are `{prefix}{id}`, patient ids `{prefix}/{id}`; ids must be unique over the tree. With a label
+    pattern every image needs its label (some with and some without is an error naming the count). `keep_sequence`
+    selects matches by their `{sequence}` value when the pattern has that field. `load(image, label)` reads a case.
+    """
+    from mrgen_nnunet.dataset_converters import patterns
+
+    matches = patterns.match_paths(src, pattern, "--pattern", folders=folders)
+    if keep_sequence is not None and "sequence" in patterns.fields_of(pattern):
+        matches = patterns.select(matches, "sequence", keep_sequence, "--pattern/--sequence", src)
+    cases = patterns.unique_ids(matches)
+    labels = {cid: patterns.fill(label_pattern, m, src) for cid, m in cases.items()} if label_pattern else {}
+    lacking = [cid for cid, lab in labels.items() if lab is None]
+    if lacking:
+        raise MRGenError(f"{len(lacking)} of {len(cases)} images have no label matching {label_pattern!r}, e.g. "
+                         f"{cases[lacking[0]].path}", "--label-pattern",
+                         "give every image its label, or convert the unlabelled ones separately with --images-only")
+    if label_pattern:
+        clash = [cid for cid, m in cases.items() if labels[cid].resolve() == m.path.resolve()]
+        if clash:
+            raise MRGenError(f"the label pattern names the image itself ({cases[clash[0]].path})", "--label-pattern",
+                             "the image --pattern must not also match the label files")
+    return [VolumeSource(f"{prefix}{cid}", f"{prefix}/{cid}", str(m.path),
+                         lambda i=m.path, lab=labels.get(cid): load(i, lab)) for cid, m in cases.items()]

@@ -250,7 +250,7 @@ def index_mrgen_db_images(src: str | os.PathLike, index: str | os.PathLike, stri
                 raise MRGenError(f"image {r['image_path']!r} lies in the release root, not in a case folder", where,
                                  "keep radiopaedia images in <folder>/<case>/ as released")
             _check_modality(r["aux_modality"], where, "aux_modality")
-            info = resolve_modality(r["aux_modality"], modality_table)
+            info = resolve_modality(r["aux_modality"], modality_table, option=f"{where}: aux_modality")
             organs = r.get("organs") or []
             out.append(SliceRecord(
                 case_id=f"rp_{len(out):06d}", patient_id=f"radiopaedia/{parts[1]}",

@@ -56,6 +56,6 @@ def convert_mscmrseg(src: str | os.PathLike, out_raw: str | os.PathLike, dataset
         sources.append(VolumeSource(f"{sequence}{k:03d}", f"{sequence}/{k:03d}", str(image),
                                     lambda i=image, lab=label: load_pair(i, lab, LABELS)))
     return write_dataset(sources, out_raw=out_raw, dataset_id=dataset_id, name=name or f"MSCMR_{sequence}",
-                         labels=LABELS, modality=resolve_modality(sequence, modality_table), channel_name=sequence,
+                         labels=LABELS, modality=resolve_modality(sequence, modality_table, option="--sequence"), channel_name=sequence,
                          as_slices=as_slices, all_slices=all_slices, index=index, force=force,
                          dataset_tag=f"MSCMR_{sequence}", description=f"MS-CMRSeg 2019 {sequence} (Zhuang 2019)")

@@ -55,7 +55,7 @@ def convert_msd_prostate(src: str | os.PathLike, out_raw: str | os.PathLike, dat
         sources.append(VolumeSource(f"{prefix}{k:03d}", f"MSD_Prostate/{k:03d}", str(image),
                                     lambda i=image, lab=label: load_channel(i, lab, channel, labels, remap)))
     return write_dataset(sources, out_raw=out_raw, dataset_id=dataset_id, name=name or f"MSD_Prostate_{sequence.upper()}",
-                         labels=labels, modality=resolve_modality(sequence, modality_table),
+                         labels=labels, modality=resolve_modality(sequence, modality_table, option="--sequence"),
                          channel_name=sequence.upper(), as_slices=as_slices, all_slices=all_slices, index=index,
                          force=force, dataset_tag=f"MSD_Prostate_{sequence.upper()}",
                          description="MSD Task05_Prostate (Antonelli et al. 2022, CC BY-SA 4.0)")

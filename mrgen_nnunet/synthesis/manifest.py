@@ -1,6 +1,7 @@
 """The source masks and the deterministic work manifest of a synthesis run.
 
-A source is an nnU-Net raw *slice* dataset (id, name or folder) or a generator index JSONL with labels. Every
+A source is an nnU-Net raw *slice* dataset (id, name or folder) or a generator index JSONL whose every record is
+labelled (a label-less record, e.g. an unlabelled target slice, is refused, never skipped or used). Every
 labelled source slice becomes one `MaskItem` with its try seeds: seed of try t = sha256("{seed}:{case}:{t}"), so
 the same inputs and seed give the same items, independent of order, sharding or batch size.
 """
@@ -98,10 +99,13 @@ def load_sources(source: str | Path, raw_root: str | Path | None) -> SourceSet:
 def _from_index(path: Path) -> SourceSet:
     from mrgen_nnunet.data.records import read_index
 
-    records = [r for r in read_index(path) if r.has_label]
-    if not records:
-        raise MRGenError("source index has no labelled slices", path,
-                         "synthesis needs label maps: convert a labelled dataset with --index")
+    records = read_index(path)
+    unlabelled = [r for r in records if not r.has_label]
+    if unlabelled:  # target images (e.g. `convert ... --images-only`) are never synthesis sources
+        raise MRGenError(f"source index has {len(unlabelled)} label-less record(s) of {len(records)}, e.g. "
+                         f"{unlabelled[0].case_id} slice {unlabelled[0].slice_index} ({unlabelled[0].modality})", path,
+                         "synthesis needs label maps: pass the labelled sequence's own index (convert ... --labels "
+                         "--index), not the generator index with unlabelled target images")
     labels = records[0].labels
     for r in records:
         if r.labels != labels:

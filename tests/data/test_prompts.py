@@ -22,10 +22,44 @@ def test_chaos_phrase_matches_mrgen_release():
     assert info.region == "Upper Abdominal Region"
 
 
-def test_unknown_lists_known_keys():
+def test_unknown_lists_known_keys_names_the_option_and_shows_the_format():
     with pytest.raises(MRGenError) as exc:
-        resolve_modality("FLAIR-brain")
-    assert "LGE Cardiac MRI" in str(exc.value) and "FLAIR-brain" in str(exc.value)
+        resolve_modality("PET-CT", option="--sequence")
+    msg = str(exc.value)
+    assert "LGE Cardiac MRI" in msg and "FLAIR Brain MRI" in msg and "'PET-CT'" in msg and "\n" not in msg
+    assert exc.value.where == "--sequence" and "--target" not in msg
+    assert '{"modalities": {"PET-CT": {"attributes": ' in msg
+    with pytest.raises(MRGenError) as exc:
+        resolve_modality("PET-CT")
+    assert exc.value.where == "--target"
+
+
+@pytest.mark.parametrize("name,key", [
+    ("T1c", "T1 C+ Brain MRI"), ("T1ce", "T1 C+ Brain MRI"), ("t1gd", "T1 C+ Brain MRI"),
+    ("FLAIR", "FLAIR Brain MRI"), ("T2-FLAIR", "FLAIR Brain MRI"), ("T1w", "T1 Brain MRI"),
+    ("T2 brain", "T2 Brain MRI"), ("T2w", "T2 Abdomen MRI"), ("DWI", "DWI Abdomen MRI"),
+    ("ADC brain", "ADC Brain MRI"), ("HBV", "DWI Prostate MRI"), ("t2w prostate", "T2 Prostate MRI"),
+    ("PD fat sat", "PD fat sat Knee MRI"), ("DESS", "DESS Knee MRI"), ("CT", "Abdomen CT"),
+])
+def test_brain_prostate_msk_aliases(name, key):
+    assert resolve_modality(name).key == key
+
+
+def test_builtin_table_holds_mrgen_release_verbatim():
+    from mrgen_nnunet.data.prompts import MRGEN_TABLE
+
+    assert MRGEN_TABLE.stat().st_size < 2_000_000
+    assert "MIT License" in (MRGEN_TABLE.parent / "LICENSE.MRGen").read_text(encoding="utf-8")
+    mrgen = json.loads(MRGEN_TABLE.read_text(encoding="utf-8"))
+    table = load_modality_table()
+    assert len(mrgen) == 305 and set(mrgen) <= set(table)
+    assert all(table[k]["attributes"] == v for k, v in mrgen.items())  # curated entries keep MRGen's phrases
+    # keys equal up to case/spacing in MRGen's file resolve to themselves, not to their first look-alike
+    assert resolve_modality("T2 haste Abdomen MRI").key == "T2 haste Abdomen MRI"
+    names = {}
+    for key, entry in table.items():  # no alias of ours names two keys
+        for alias in entry["aliases"]:
+            assert names.setdefault(alias.lower().replace(" ", "").replace("-", ""), key) == key, alias
 
 
 def test_prompt_template_drops_empty_parts():

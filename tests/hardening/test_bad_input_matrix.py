@@ -85,7 +85,7 @@ def c_direction_mismatch(t, g):
 
 def c_unknown_modality(t, g):
     _pair(t / "src")
-    return _nifti_convert(t, sequence="PET-CT"), "--target/--modality"
+    return _nifti_convert(t, sequence="PET-CT"), "(--sequence)"
 
 
 def c_dataset_id_range(t, g):
