@@ -105,7 +105,7 @@ def main() -> None:
     for p, cfg in cfgs.items():
         runs = json.loads((cfg.out / "results" / "results.json").read_text(encoding="utf-8"))["runs"]
         synth = []
-        for k, seed in enumerate(cfg.seeds):
+        for seed in cfg.seeds:
             ids = json.loads((cfg.out / "ledger.json").read_text(encoding="utf-8"))
             dataset = find_dataset(cfg.out / "nnUNet_raw", ids[f"part:synthetic:seed{seed}"]["id"])
             s = json.loads((dataset / "summary.json").read_text(encoding="utf-8"))

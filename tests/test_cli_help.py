@@ -49,7 +49,8 @@ def test_bracketed_help_survives_and_commands_are_in_pipeline_order(capsys):
     assert main(["--help"]) == 0
     listed = [ln.split()[1] for ln in capsys.readouterr().out.splitlines()
               if ln.startswith("│ ") and ln.split()[1] in ORDER]
-    assert listed == list(ORDER) and ORDER[:5] == ("convert", "train", "synthesize", "segment", "evaluate")
+    assert listed == list(ORDER) and ORDER[:6] == ("convert", "train", "synthesize", "segment", "pseudo-label",
+                                                   "evaluate")
 
 
 def test_version(capsys):

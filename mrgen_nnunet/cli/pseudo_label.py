@@ -12,8 +12,8 @@ from mrgen_nnunet.errors import MRGenError
 
 
 def pseudo_label(
-    model: Path = typer.Option(..., "--model", help="Trained nnU-Net model folder: "
-                               "nnUNet_results/DatasetNNN_X/TRAINER__PLANS__2d (with a finished fold)."),
+    model: Path = typer.Option(..., "--model", help="Trained nnU-Net model folder, i.e. nnUNet_results / "
+                               "DatasetNNN_X / TRAINER__PLANS__2d (with a finished fold)."),
     images: Path = typer.Option(..., "--images", help="Unlabelled target images: a folder of CASE_0000.nii.gz "
                                 "or an nnU-Net raw dataset folder (labels there are never read)."),
     out_dataset: int = typer.Option(..., "--out-dataset", min=1, max=999, help="Id of the new dataset."),

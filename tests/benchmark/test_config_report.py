@@ -138,3 +138,20 @@ def test_config_types_and_ranges_are_checked_at_load(tmp_path, line, message):
     bad.write_text("\n".join(kept[:at] + [line] + kept[at:]) + "\n", encoding="utf-8")
     with pytest.raises(MRGenError, match=message):
         load_config(bad)
+
+
+def test_report_only_writes_the_table_of_finished_rows(tmp_path):
+    from mrgen_nnunet.benchmark.protocol import report_finished
+
+    cfg = load_config(REPO / "benchmarks" / "configs" / "mscmrseg_quality.toml")
+    cfg.out, cfg.rows, cfg.seeds = tmp_path, ["source", "source+aug"], [0, 1]
+    with pytest.raises(MRGenError, match="no finished row"):
+        report_finished(cfg)
+    for row, seed, d in (("source", 0, 0.4), ("source+aug", 0, 0.8)):
+        folder = tmp_path / "rows" / row / f"seed{seed}"
+        folder.mkdir(parents=True)
+        r = RowResult(row, seed, {"a": d}, {"a": 1.0}, cases={"v1": {"a": d}, "v2": {"a": d}})
+        (folder / "result.json").write_text(json.dumps(r.to_dict()), encoding="utf-8")
+    paths = report_finished(cfg)
+    text = paths["markdown"].read_text(encoding="utf-8")
+    assert "2 of 4" in text and "source seed 1, source+aug seed 1" in text and "+0.400 [" in text
