@@ -98,11 +98,12 @@ def _remove_stale_staging(raw_root: Path, dataset_id: int) -> None:
     process on this host is gone (or in the older `.tmp-<hex>` form). A live conversion's folder is kept."""
     for p in raw_root.glob(f".Dataset{dataset_id:03d}_*.tmp-*"):
         host, _, pid = p.name.rsplit(".tmp-", 1)[1].rpartition("-")[0].rpartition("-")
-        if not pid.isdigit() or (host == socket.gethostname() and not _alive(int(pid))):
+        if not pid.isdigit() or (host == socket.gethostname() and not process_alive(int(pid))):
             shutil.rmtree(p, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` exists on this host (a stale lock or staging folder may be removed otherwise)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

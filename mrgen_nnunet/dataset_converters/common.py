@@ -141,6 +141,15 @@ def _organs(label2d: np.ndarray | None, labels: dict[str, int]) -> list[str]:
     return [n for n, v in sorted(labels.items(), key=lambda kv: kv[1]) if v != 0 and v in present]
 
 
+def check_unique_case_ids(sources) -> None:
+    """One-line error when two source files give the same case id (e.g. image_1 and image_01)."""
+    first: dict[str, str] = {}
+    for src in sources:
+        if first.setdefault(src.case_id, src.source) != src.source:
+            raise MRGenError(f"case id {src.case_id!r} also comes from {first[src.case_id]}", src.source,
+                             "rename or remove one of the two files")
+
+
 def write_dataset(sources: list[VolumeSource], *, out_raw: str | os.PathLike, dataset_id: int, name: str,
                   labels: dict[str, int], modality: ModalityInfo, channel_name: str, as_slices: bool,
                   all_slices: bool = False, index: str | os.PathLike | None = None, force: bool = False,
@@ -156,11 +165,7 @@ def write_dataset(sources: list[VolumeSource], *, out_raw: str | os.PathLike, da
     if not sources:
         raise MRGenError("no cases found", dataset_tag or out_raw, "check the source folder, --patients and --sequence")
     check_labels(labels, "label map")
-    first: dict[str, str] = {}
-    for src in sources:
-        if first.setdefault(src.case_id, src.source) != src.source:
-            raise MRGenError(f"case id {src.case_id!r} also comes from {first[src.case_id]}", src.source,
-                             "rename or remove one of the two files")
+    check_unique_case_ids(sources)
     refuse_existing_index(index, force)
     out_raw = Path(out_raw)
     final = out_raw / dataset_folder_name(dataset_id, name)
@@ -267,11 +272,7 @@ def write_images_dataset(sources: list[VolumeSource], *, out_raw: str | os.PathL
 
     if not sources:
         raise MRGenError("no cases found", dataset_tag or out_raw, "check the source folder and --pattern")
-    first: dict[str, str] = {}
-    for src in sources:
-        if first.setdefault(src.case_id, src.source) != src.source:
-            raise MRGenError(f"case id {src.case_id!r} also comes from {first[src.case_id]}", src.source,
-                             "rename or remove one of the two files")
+    check_unique_case_ids(sources)
     refuse_existing_index(index, force)
     out_raw = Path(out_raw)
     final = out_raw / dataset_folder_name(dataset_id, name)

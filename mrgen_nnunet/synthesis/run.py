@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from mrgen_nnunet.data.io import write_image, write_text_atomic
+from mrgen_nnunet.data.nnunet_raw import process_alive
 from mrgen_nnunet.data.normalize import denormalize_slice, normalize_label, normalize_slice
 from mrgen_nnunet.errors import MRGenError
 from mrgen_nnunet.filtering.selection import Thresholds, passes, select, should_skip
@@ -476,21 +477,11 @@ def _take_lock(lock: Path) -> bool:
         return False
     except FileExistsError:
         owners = [p.name.rsplit("-", 1) for p in lock.iterdir()] if lock.is_dir() else []
-        if any(h != host or not pid.isdigit() or _alive(int(pid)) for h, pid in owners):
+        if any(h != host or not pid.isdigit() or process_alive(int(pid)) for h, pid in owners):
             return False
         shutil.rmtree(lock, ignore_errors=True)
         return _take_lock(lock)
     (lock / f"{host}-{os.getpid()}").touch()
-    return True
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 
