@@ -7,6 +7,8 @@ without that key trains exactly like `nnUNetTrainer`. Two hooks only:
 - `do_split`: a patient-grouped split whose validation folds hold only real cases, written to
   `splits_final.json` in the preprocessed folder (so nnU-Net's own tools see the same split). An existing
   `splits_final.json` is used unless it validates on synthetic cases, which is refused.
+  Every case of the split must have its label in `gt_segmentations` (nnU-Net's final validation reads it): a
+  label-less case is refused here, before training, and so is a dataset marked `images_only`.
 - `get_dataloaders`: the training loader gets per-case `sampling_probabilities` (nnU-Net passes None).
 
 On CPU it also honours OMP_NUM_THREADS: `nnUNetv2_train -device cpu` gives torch every core whatever that says,
@@ -32,7 +34,7 @@ from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
 from mrgen_nnunet.data.io import write_text_atomic
 from mrgen_nnunet.errors import MRGenError
 from mrgen_nnunet.trainers.sampling import sampling_probabilities
-from mrgen_nnunet.trainers.splits import patient_splits, validation_has_synthetic
+from mrgen_nnunet.trainers.splits import cases_without_labels, patient_splits, validation_has_synthetic
 
 
 class nnUNetTrainerMRGen(nnUNetTrainer):
@@ -50,6 +52,10 @@ class nnUNetTrainerMRGen(nnUNetTrainer):
             # nnU-Net checkpoints every 50 epochs: a short schedule killed midway (`--c`) would restart from zero
             self.save_every = max(1, min(self.save_every, self.num_epochs // 6))
         meta = dataset_json.get("mrgen") or {}
+        if meta.get("images_only"):  # target scans converted without labels (imagesTs): nothing to train on
+            raise MRGenError(f"dataset {self.plans_manager.dataset_name} is images-only (no labels)",
+                             "dataset.json mrgen.images_only", "train on a labelled dataset; predict or "
+                             "pseudo-label these images")
         self.mrgen_patients: dict[str, str] = meta.get("patients") or {}
         self.mrgen_synthetic: set[str] = set(meta.get("synthetic_cases") or [])
         # pseudo-labelled real images: sampled as real cases, never validated on (their labels are predictions)
@@ -62,6 +68,17 @@ class nnUNetTrainerMRGen(nnUNetTrainer):
                                    f"{os.cpu_count()})")
 
     def do_split(self):
+        tr_keys, val_keys = self._split()
+        gt_folder = join(self.preprocessed_dataset_folder_base, "gt_segmentations")
+        unlabelled = cases_without_labels(tr_keys + val_keys, gt_folder, self.dataset_json["file_ending"])
+        if unlabelled:  # nnU-Net's final validation would fail on it after the whole training
+            raise MRGenError(f"{len(unlabelled)} case(s) have no label, e.g. {unlabelled[0]!r}",
+                             join(gt_folder, unlabelled[0] + self.dataset_json["file_ending"]),
+                             "give every imagesTr case a labelsTr file and preprocess again; unlabelled images "
+                             "belong in imagesTs")
+        return tr_keys, val_keys
+
+    def _split(self):
         if not self.mrgen_patients or self.fold == "all":
             return super().do_split()
         if self.dataset_class is None:

@@ -6,6 +6,8 @@ validation patient's label map out of training: it is dropped from that fold alt
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from mrgen_nnunet.errors import MRGenError
@@ -49,3 +51,9 @@ def validation_has_synthetic(splits: list[dict[str, list[str]]], synthetic: set[
     """Synthetic case ids found in any validation fold (empty when validation is real-only)."""
     synthetic = set(synthetic)
     return sorted({c for s in splits for c in s["val"] if c in synthetic})
+
+
+def cases_without_labels(cases: list[str], gt_folder: str | Path, file_ending: str) -> list[str]:
+    """Cases with no ground-truth file `gt_folder/{case}{file_ending}` (nnU-Net's `gt_segmentations`, copied from
+    labelsTr at preprocessing and read by the final validation), sorted."""
+    return sorted(c for c in cases if not (Path(gt_folder) / f"{c}{file_ending}").is_file())

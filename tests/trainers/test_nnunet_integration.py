@@ -93,6 +93,26 @@ def test_trainer_split_sampling_and_plain_fallback(planned, monkeypatch):
         (pre / "splits_final.json").write_text(original)
 
 
+def test_label_less_case_and_images_only_dataset_are_refused(planned, monkeypatch):
+    """A case whose label nnU-Net's final validation would look for in vain is refused at the split, before
+    training; a dataset converted as images only (`mrgen.images_only`) is refused when the trainer is built."""
+    env, _, pre = planned
+    _set_env(monkeypatch, env)
+    dataset_json = json.loads((pre / "dataset.json").read_text(encoding="utf-8"))
+    gt = pre / "gt_segmentations" / "P0_z0.nii.gz"
+    aside = gt.with_name("aside.bin")
+    gt.rename(aside)
+    try:
+        with pytest.raises(MRGenError, match=r"1 case\(s\) have no label, e\.g\. 'P0_z0'.*P0_z0\.nii\.gz"):
+            _trainer(pre, dataset_json).do_split()
+    finally:
+        aside.rename(gt)
+    images_only = json.loads(json.dumps(dataset_json))
+    images_only["mrgen"]["images_only"] = True
+    with pytest.raises(MRGenError, match="is images-only"):
+        _trainer(pre, images_only)
+
+
 def test_real_clis_train_predict_3d_evaluate(planned, tmp_path):
     env, folder, pre = planned
     shim = subprocess.run([str(BIN / "mrgen-nnunet"), "trainer-path"], capture_output=True, text=True, check=True)

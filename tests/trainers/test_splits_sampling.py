@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from mrgen_nnunet.errors import MRGenError
 from mrgen_nnunet.trainers.sampling import sampling_probabilities
-from mrgen_nnunet.trainers.splits import patient_splits, validation_has_synthetic
+from mrgen_nnunet.trainers.splits import cases_without_labels, patient_splits, validation_has_synthetic
 
 
 def _dataset(n_patients, real_per, syn_per, syn_only_patients=0):
@@ -79,3 +79,9 @@ def test_sampling_is_uniform_without_ratio_or_without_one_group():
     assert sampling_probabilities(["a", "b"], {"a", "b"}, 1.0) is None
     with pytest.raises(ValueError):
         sampling_probabilities(["a", "b"], {"b"}, 0.0)
+
+
+def test_cases_without_labels_lists_the_missing_ground_truth(tmp_path):
+    (tmp_path / "a.nii.gz").write_bytes(b"")
+    assert cases_without_labels(["b", "a", "c"], tmp_path, ".nii.gz") == ["b", "c"]
+    assert cases_without_labels(["a"], tmp_path, ".nii.gz") == []
