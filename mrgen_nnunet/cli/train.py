@@ -16,7 +16,7 @@ app = typer.Typer(help="Train the generator: autoencoder (VAE), text (stage 1 UN
 
 INDEX = typer.Option(..., "--index", help="Generator index (JSONL of slice records).")
 OUT = typer.Option(..., "--out", help="Generator folder; every stage reads and writes here.")
-PRESET = typer.Option("tiny", "--preset", help="mrgen | small | tiny.")
+PRESET = typer.Option("tiny", "--preset", help="mrgen | small | cpu | tiny.")
 RESOLUTION = typer.Option(None, "--resolution", help="Model resolution (default: the preset's).")
 CONFIG = typer.Option(None, "--config", help="TOML or YAML file with option values (flags override it).")
 STEPS = typer.Option(None, "--steps")
@@ -30,6 +30,9 @@ VAL = typer.Option(None, "--validate-every")
 RESUME = typer.Option(False, "--resume", help="Continue from the newest checkpoint of this stage.")
 GC = typer.Option(False, "--gradient-checkpointing")
 CPU = typer.Option(False, "--cpu", help="Train on CPU even when a GPU is present.")
+MINUTES = typer.Option(None, "--minutes", help="Wall-time budget: stop after this many minutes even before --steps.")
+EMA = typer.Option(None, "--ema-decay",
+                   help="EMA of the weights (saved and sampled from); default 0.999 for text/mask, 0 (off) for the autoencoder.")
 
 
 def _options(config: Path | None, **flags):
@@ -64,8 +67,9 @@ def _check(values: dict, where) -> None:
     from mrgen_nnunet.validation import at_least, between, one_of
 
     for key, minimum in (("steps", 1), ("batch_size", 1), ("grad_accum", 1), ("checkpoint_every", 0),
-                         ("validate_every", 0), ("resolution", 8), ("lr", 1e-12)):
+                         ("validate_every", 0), ("resolution", 8), ("lr", 1e-12), ("minutes", 0.0)):
         at_least(values.get(key), minimum, where(key))
+    between(values.get("ema_decay"), 0.0, 0.99999, where("ema_decay"))
     for key in ("prompt_dropout", "target_mix"):
         between(values.get(key), 0.0, 1.0, where(key))
     one_of(values.get("mixed_precision"), ("no", "fp16", "bf16"), where("mixed_precision"))
@@ -73,11 +77,11 @@ def _check(values: dict, where) -> None:
 
 
 def _common(config, steps, batch_size, lr, grad_accum, mixed_precision, seed, checkpoint_every, validate_every,
-            resume, gradient_checkpointing, cpu, **more):
+            resume, gradient_checkpointing, cpu, minutes, ema_decay, **more):
     return _options(config, steps=steps, batch_size=batch_size, lr=lr, grad_accum=grad_accum,
                     mixed_precision=mixed_precision, seed=seed, checkpoint_every=checkpoint_every,
                     validate_every=validate_every, resume=resume, gradient_checkpointing=gradient_checkpointing,
-                    cpu=cpu, **more)
+                    cpu=cpu, minutes=minutes, ema_decay=ema_decay, **more)
 
 
 @app.command("autoencoder")
@@ -85,12 +89,12 @@ def autoencoder(index: Path = INDEX, out: Path = OUT, preset: str = PRESET, reso
                 config: Path = CONFIG, steps: int = STEPS, batch_size: int = BATCH, lr: float = LR,
                 grad_accum: int = ACCUM, mixed_precision: str = MP, seed: int = SEED, checkpoint_every: int = CKPT,
                 validate_every: int = VAL, resume: bool = RESUME, gradient_checkpointing: bool = GC,
-                cpu: bool = CPU) -> None:
+                cpu: bool = CPU, minutes: float = MINUTES, ema_decay: float = EMA) -> None:
     """Train the VAE (MSE + 1e-4 KL) -> OUT/vae."""
     from mrgen_nnunet.generator.train import train_autoencoder
 
     opts, extra = _common(config, steps, batch_size, lr, grad_accum, mixed_precision, seed, checkpoint_every,
-                          validate_every, resume, gradient_checkpointing, cpu)
+                          validate_every, resume, gradient_checkpointing, cpu, minutes, ema_decay)
     print(train_autoencoder(index, out, extra.get("preset", preset), extra.get("resolution", resolution), opts))
 
 
@@ -99,12 +103,14 @@ def text(index: Path = INDEX, out: Path = OUT, preset: str = PRESET, resolution:
          config: Path = CONFIG, steps: int = STEPS, batch_size: int = BATCH, lr: float = LR,
          grad_accum: int = ACCUM, mixed_precision: str = MP, seed: int = SEED, checkpoint_every: int = CKPT,
          validate_every: int = VAL, resume: bool = RESUME, gradient_checkpointing: bool = GC,
-         cpu: bool = CPU, prompt_dropout: float = typer.Option(None, "--prompt-dropout")) -> None:
+         cpu: bool = CPU, minutes: float = MINUTES, ema_decay: float = EMA,
+         prompt_dropout: float = typer.Option(None, "--prompt-dropout")) -> None:
     """Stage 1: text-conditioned latent diffusion UNet -> OUT/unet (needs OUT/vae)."""
     from mrgen_nnunet.generator.train import train_text
 
     opts, extra = _common(config, steps, batch_size, lr, grad_accum, mixed_precision, seed, checkpoint_every,
-                          validate_every, resume, gradient_checkpointing, cpu, prompt_dropout=prompt_dropout)
+                          validate_every, resume, gradient_checkpointing, cpu, minutes, ema_decay,
+                          prompt_dropout=prompt_dropout)
     print(train_text(index, out, extra.get("preset", preset), extra.get("resolution", resolution), opts))
 
 
@@ -113,14 +119,14 @@ def mask(index: Path = INDEX, out: Path = OUT, target: str = typer.Option(None, 
          preset: str = PRESET, resolution: int = RESOLUTION, config: Path = CONFIG, steps: int = STEPS,
          batch_size: int = BATCH, lr: float = LR, grad_accum: int = ACCUM, mixed_precision: str = MP,
          seed: int = SEED, checkpoint_every: int = CKPT, validate_every: int = VAL, resume: bool = RESUME,
-         gradient_checkpointing: bool = GC, cpu: bool = CPU,
+         gradient_checkpointing: bool = GC, cpu: bool = CPU, minutes: float = MINUTES, ema_decay: float = EMA,
          target_mix: float = typer.Option(None, "--target-mix", help="Fraction of unlabeled target slices."),
          mask_encoding: str = typer.Option(None, "--mask-encoding", help="weighted | onehot")) -> None:
     """Stage 2: mask ControlNet from the stage-1 UNet -> OUT/controlnet (needs OUT/vae, OUT/unet)."""
     from mrgen_nnunet.generator.train import train_mask
 
     opts, extra = _common(config, steps, batch_size, lr, grad_accum, mixed_precision, seed, checkpoint_every,
-                          validate_every, resume, gradient_checkpointing, cpu, target_mix=target_mix,
+                          validate_every, resume, gradient_checkpointing, cpu, minutes, ema_decay, target_mix=target_mix,
                           mask_encoding=mask_encoding)
     target = target or extra.get("target")
     if not target:
@@ -131,9 +137,11 @@ def mask(index: Path = INDEX, out: Path = OUT, target: str = typer.Option(None, 
 @app.command("all")
 def all_stages(index: Path = INDEX, out: Path = OUT, target: str = typer.Option(..., "--target"),
                preset: str = PRESET, resolution: int = RESOLUTION, steps: int = typer.Option(200, "--steps"),
-               batch_size: int = BATCH, seed: int = SEED, cpu: bool = CPU) -> None:
-    """All three stages, --steps each -> a complete generator folder."""
+               batch_size: int = BATCH, seed: int = SEED, cpu: bool = CPU, minutes: float = MINUTES,
+               ema_decay: float = EMA) -> None:
+    """All three stages, --steps (and at most --minutes) each -> a complete generator folder."""
     from mrgen_nnunet.generator.train import train_generator
 
-    opts, _ = _options(None, batch_size=batch_size, seed=seed, cpu=cpu, steps=steps, resolution=resolution)
+    opts, _ = _options(None, batch_size=batch_size, seed=seed, cpu=cpu, steps=steps, resolution=resolution,
+                       minutes=minutes, ema_decay=ema_decay)
     print(json.dumps(str(train_generator(index, out, preset, target, steps, resolution, opts))))

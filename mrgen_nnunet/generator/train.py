@@ -14,9 +14,7 @@ validation grids to `out_dir/validation/<stage>_step<N>.png`; a loss plot beside
 from __future__ import annotations
 
 import json
-import os
-import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +24,7 @@ import torch.nn.functional as F
 from mrgen_nnunet.data.io import write_text_atomic
 from mrgen_nnunet.errors import MRGenError
 from mrgen_nnunet.generator.dataset import SliceSet, load_slice_set, resolve_target
-from mrgen_nnunet.generator.folder import CONFIG_FILE, GeneratorConfig, load_model, read_config, replace_dir
+from mrgen_nnunet.generator.folder import CONFIG_FILE, GeneratorConfig, load_model, read_config
 from mrgen_nnunet.generator.masks import default_label_weights, encode_masks, mask_channels
 from mrgen_nnunet.generator.presets import (
     Preset,
@@ -42,185 +40,18 @@ from mrgen_nnunet.generator.text import (
     load_text_encoder,
     save_text_encoder,
 )
-from mrgen_nnunet.progress import StepProgress
+from mrgen_nnunet.generator.training_loop import TrainOptions, run_loop, save_model
 
 STAGES = ("autoencoder", "text", "mask")
-
-
-@dataclass
-class TrainOptions:
-    """Options shared by the stages (CLI flags / config file keys of the same names)."""
-
-    steps: int = 1000  # optimizer steps
-    batch_size: int = 4  # per micro-batch
-    lr: float | None = None  # None: the preset's rate for the stage
-    grad_accum: int = 1  # micro-batches per optimizer step (accelerator.accumulate)
-    mixed_precision: str = "no"  # no | fp16 | bf16
-    seed: int = 0
-    checkpoint_every: int = 0  # 0: no intermediate checkpoints
-    validate_every: int = 0  # 0: one validation grid at the end only
-    resume: bool = False
-    gradient_checkpointing: bool = False
-    prompt_dropout: float = 0.1  # stages 1-2: prompt -> "" with this probability (CFG)
-    target_mix: float = 0.5  # stage 2: fraction of each batch taken from unlabeled target slices
-    mask_encoding: str = "weighted"  # stage 2: weighted | onehot
-    cpu: bool = False  # force CPU even when a GPU is present
-    quiet: bool = False  # no progress bar
-
-
-def _accelerator(out_dir: Path, opts: TrainOptions):
-    from accelerate import Accelerator
-    from accelerate.utils import ProjectConfiguration
-
-    if opts.mixed_precision not in ("no", "fp16", "bf16"):
-        raise MRGenError(f"unknown mixed precision {opts.mixed_precision!r}", "--mixed-precision", "use no|fp16|bf16")
-    return Accelerator(mixed_precision=opts.mixed_precision, gradient_accumulation_steps=opts.grad_accum,
-                       cpu=opts.cpu, log_with="tensorboard",
-                       project_config=ProjectConfiguration(project_dir=str(out_dir), logging_dir=str(out_dir / "logs")))
-
-
-def _save_model(model, folder: Path) -> None:
-    tmp = folder.with_name(folder.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    model.save_pretrained(str(tmp), safe_serialization=True)
-    replace_dir(tmp, folder)
-
-
-def _latest_checkpoint(out_dir: Path, stage: str) -> Path | None:
-    root = out_dir / "checkpoints" / stage
-    found = [p for p in root.glob("step_*") if p.name[5:].isdigit()] if root.is_dir() else []  # not step_N.tmp
-    found.sort(key=lambda p: int(p.name[5:]))
-    return found[-1] if found else None
-
-
-def _run_state(stage: str, preset: Preset, index_path) -> dict:
-    return {"stage": stage, "preset": preset.name, "resolution": preset.resolution,
-            "index": str(Path(index_path).resolve())}
-
-
-def _resume(out_dir: Path, stage: str, state: dict, model, optimizer) -> int:
-    """Load the newest checkpoint of this stage; returns the step to continue from (0 if none)."""
-    ckpt = _latest_checkpoint(out_dir, stage)
-    if ckpt is None:
-        raise MRGenError(f"no {stage} checkpoint to resume from", out_dir / "checkpoints" / stage,
-                         "drop --resume or set --checkpoint-every on the first run")
-    saved = json.loads((ckpt / "state.json").read_text(encoding="utf-8"))
-    for key in ("stage", "preset", "resolution"):
-        if saved.get(key) != state[key]:
-            raise MRGenError(f"--resume from an unrelated run ({key} {saved.get(key)!r} ≠ {state[key]!r})", ckpt,
-                             "resume with the same stage/preset/resolution, or use a fresh --out")
-    from safetensors.torch import load_file
-
-    from mrgen_nnunet.weights import load_torch_file
-
-    files = sorted((ckpt / "model").glob("*.safetensors"))
-    model.load_state_dict(load_file(str(files[0])))
-    optimizer.load_state_dict(load_torch_file(ckpt / "optimizer.pt"))
-    return int(saved["step"])
-
-
-def _checkpoint(out_dir: Path, stage: str, state: dict, step: int, model, optimizer) -> None:
-    folder = out_dir / "checkpoints" / stage / f"step_{step}"
-    tmp = folder.with_name(folder.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    model.save_pretrained(str(tmp / "model"), safe_serialization=True)
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    (tmp / "state.json").write_text(json.dumps(dict(state, step=step), indent=2), encoding="utf-8")
-    replace_dir(tmp, folder)
-
-
-def save_grid(images: torch.Tensor, path: Path, nrow: int = 4) -> Path:
-    """(B, 1, N, N) in [-1, 1] -> an 8-bit PNG grid (row-major, `nrow` per row), written atomically."""
-    from PIL import Image
-
-    x = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()[:, 0]
-    b, n, _ = x.shape
-    rows = (b + nrow - 1) // nrow
-    grid = np.zeros((rows * n, min(b, nrow) * n), dtype=np.uint8)
-    for i in range(b):
-        r, c = divmod(i, nrow)
-        grid[r * n:(r + 1) * n, c * n:(c + 1) * n] = x[i]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.png")
-    Image.fromarray(grid).save(tmp)
-    os.replace(tmp, path)
-    return path
-
-
-def save_loss_plot(csv: Path, path: Path, window: int = 50) -> Path:
-    """PNG of a `step,loss` CSV: the raw loss and its running mean over `window` steps (log scale)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [ln.split(",") for ln in csv.read_text(encoding="utf-8").splitlines()[1:] if ln]
-    steps, loss = np.array([int(r[0]) for r in rows]), np.array([float(r[1]) for r in rows])
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(steps, loss, lw=0.5, alpha=0.4, label="loss")
-    if len(loss) >= window:
-        ax.plot(steps[window - 1:], np.convolve(loss, np.ones(window) / window, "valid"), label=f"mean of {window}")
-    ax.set(xlabel="step", ylabel="loss", yscale="log", title=csv.stem)
-    ax.legend()
-    fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+__all__ = ["STAGES", "TrainOptions", "train_autoencoder", "train_generator", "train_mask", "train_text"]
 
 
 def _loop(stage: str, out_dir: Path, preset: Preset, index_path, model, loss_fn, validate, opts: TrainOptions):
-    """The shared loop: AdamW on `model`'s trainable parameters, `loss_fn(rng) -> scalar` per micro-batch."""
-    accelerator = _accelerator(out_dir, opts)
+    """`run_loop` at the preset's learning rate for `stage`; returns the trained model (eval mode)."""
     lr = opts.lr if opts.lr is not None else preset.lr[stage]
-    if opts.gradient_checkpointing:
-        model.enable_gradient_checkpointing()
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=1e-2)
-    state = _run_state(stage, preset, index_path)
-    start = _resume(out_dir, stage, state, model, optimizer) if opts.resume else 0
-    model, optimizer = accelerator.prepare(model, optimizer)
-    accelerator.init_trackers(f"{stage}", config={k: v for k, v in asdict(opts).items() if v is not None})
-    rng = np.random.default_rng(opts.seed + start)
-    torch.manual_seed(opts.seed + start)
-    csv = out_dir / "logs" / f"{stage}_loss.csv"
-    csv.parent.mkdir(parents=True, exist_ok=True)
-    lines = csv.read_text(encoding="utf-8").splitlines() if (opts.resume and csv.is_file()) else ["step,loss"]
-    lines = [ln for ln in lines if ln == "step,loss" or int(ln.split(",")[0]) <= start]
-    model.train()
-    with StepProgress(f"train {stage}", opts.steps, start, quiet=opts.quiet) as bar:
-        for step in range(start + 1, opts.steps + 1):
-            total = 0.0
-            for _ in range(opts.grad_accum):
-                with accelerator.accumulate(model):
-                    with accelerator.autocast():
-                        loss = loss_fn(accelerator.unwrap_model(model), rng, accelerator.device)
-                    if not torch.isfinite(loss):
-                        raise MRGenError(f"{stage} loss became {loss.item()} at step {step}", "--lr",
-                                         "lower the learning rate or use --mixed-precision no")
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients:
-                        accelerator.clip_grad_norm_(model.parameters(), 1.0)
-                    optimizer.step()
-                    optimizer.zero_grad()
-                total += loss.item() / opts.grad_accum
-            accelerator.log({f"{stage}/loss": total}, step=step)
-            lines.append(f"{step},{total:.6f}")
-            bar.update(step, total)
-            if opts.checkpoint_every and step % opts.checkpoint_every == 0 and step < opts.steps:
-                _checkpoint(out_dir, stage, state, step, accelerator.unwrap_model(model), optimizer)
-                write_text_atomic("\n".join(lines) + "\n", csv)  # the loss log survives a kill after this checkpoint
-            if opts.validate_every and step % opts.validate_every == 0 and step < opts.steps:
-                model.eval()
-                save_grid(validate(accelerator.unwrap_model(model)), out_dir / "validation" / f"{stage}_step{step}.png")
-                model.train()
-    accelerator.end_training()
-    write_text_atomic("\n".join(lines) + "\n", csv)
-    save_loss_plot(csv, csv.with_suffix(".png"))
-    model = accelerator.unwrap_model(model).eval()
-    save_grid(validate(model), out_dir / "validation" / f"{stage}_step{opts.steps}.png")
+    state = {"stage": stage, "preset": preset.name, "resolution": preset.resolution,
+             "index": str(Path(index_path).resolve())}
+    model, _ = run_loop(stage, out_dir, state, lr, model, loss_fn, validate, opts)
     return model
 
 
@@ -270,7 +101,7 @@ def train_autoencoder(index_path, out_dir, preset: str = "tiny", resolution: int
         return torch.cat([x, model(x).sample.clamp(-1, 1)]).cpu()
 
     vae = _loop("autoencoder", out_dir, p, index_path, vae, loss_fn, validate, opts)
-    _save_model(vae, out_dir / "vae")
+    save_model(vae, out_dir / "vae")
     _write_config(out_dir, config)
     return out_dir / "vae"
 
@@ -305,7 +136,7 @@ def train_text(index_path, out_dir, preset: str = "tiny", resolution: int | None
         return _sample_grid(vae, model, None, text, sched, data, np.arange(min(4, len(data))), None)
 
     unet = _loop("text", out_dir, p, index_path, unet, loss_fn, validate, opts)
-    _save_model(unet, out_dir / "unet")
+    save_model(unet, out_dir / "unet")
     save_text_encoder(text, out_dir / "text_encoder")
     sched.save_config(str(out_dir / "scheduler"))
     _write_config(out_dir, config)
@@ -407,7 +238,7 @@ def train_mask(index_path, out_dir, target_modality: str, preset: str = "tiny", 
         return _sample_grid(vae, unet, model, text, sched, val, val_idx, encode)
 
     controlnet = _loop("mask", out_dir, p, index_path, controlnet, loss_fn, validate, opts)
-    _save_model(controlnet, out_dir / "controlnet")
+    save_model(controlnet, out_dir / "controlnet")
     _write_config(out_dir, config)
     return out_dir / "controlnet"
 

@@ -1,0 +1,202 @@
+"""The optimisation loop every generator stage shares: options, checkpoints/resume, EMA weights, time budget.
+
+A stage hands `run_loop` a model, a `loss_fn(model, rng, device) -> scalar` and a `validate(model) -> (B,1,N,N)`
+grid in [-1, 1]. The loop runs AdamW under accelerate (device, mixed precision, gradient accumulation) until
+`steps` optimizer steps or `minutes` of wall time, whichever comes first; it keeps an exponential moving average
+of the weights when `ema_decay` > 0 (diffusers' `EMAModel`, the copy that is saved and sampled from), writes
+`checkpoints/<stage>/step_<N>/` (model, optimizer, EMA, state.json) and `logs/<stage>_loss.csv`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mrgen_nnunet.data.io import write_text_atomic
+from mrgen_nnunet.errors import MRGenError
+from mrgen_nnunet.generator.folder import replace_dir
+from mrgen_nnunet.generator.training_figures import save_grid, save_loss_plot
+from mrgen_nnunet.progress import StepProgress
+
+# EMA decay per stage when TrainOptions.ema_decay is None: the diffusion stages average, the autoencoder does not
+DEFAULT_EMA = {"autoencoder": 0.0, "text": 0.999, "mask": 0.999}
+
+
+@dataclass
+class TrainOptions:
+    """Options shared by the stages (CLI flags / config file keys of the same names)."""
+
+    steps: int = 1000  # optimizer steps (the most; `minutes` may stop earlier)
+    minutes: float = 0.0  # wall-time budget per stage; 0: none
+    batch_size: int = 4  # per micro-batch
+    lr: float | None = None  # None: the preset's rate for the stage
+    grad_accum: int = 1  # micro-batches per optimizer step (accelerator.accumulate)
+    mixed_precision: str = "no"  # no | fp16 | bf16
+    seed: int = 0
+    checkpoint_every: int = 0  # 0: no intermediate checkpoints
+    validate_every: int = 0  # 0: one validation grid at the end only
+    ema_decay: float | None = None  # None: DEFAULT_EMA of the stage; 0: no EMA
+    resume: bool = False
+    gradient_checkpointing: bool = False
+    prompt_dropout: float = 0.1  # stages 1-2: prompt -> "" with this probability (CFG)
+    target_mix: float = 0.5  # stage 2: fraction of each batch taken from unlabeled target slices
+    mask_encoding: str = "weighted"  # stage 2: weighted | onehot
+    cpu: bool = False  # force CPU even when a GPU is present
+    quiet: bool = False  # no progress bar
+
+
+def save_model(model, folder: Path) -> None:
+    """`save_pretrained` (safetensors) into a temporary sibling, then swap it in."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.save_pretrained(str(tmp), safe_serialization=True)
+    replace_dir(tmp, folder)
+
+
+def _accelerator(out_dir: Path, opts: TrainOptions):
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration
+
+    if opts.mixed_precision not in ("no", "fp16", "bf16"):
+        raise MRGenError(f"unknown mixed precision {opts.mixed_precision!r}", "--mixed-precision", "use no|fp16|bf16")
+    return Accelerator(mixed_precision=opts.mixed_precision, gradient_accumulation_steps=opts.grad_accum,
+                       cpu=opts.cpu, log_with="tensorboard",
+                       project_config=ProjectConfiguration(project_dir=str(out_dir), logging_dir=str(out_dir / "logs")))
+
+
+def latest_checkpoint(out_dir: Path, stage: str) -> Path | None:
+    root = out_dir / "checkpoints" / stage
+    found = [p for p in root.glob("step_*") if p.name[5:].isdigit()] if root.is_dir() else []  # not step_N.tmp
+    found.sort(key=lambda p: int(p.name[5:]))
+    return found[-1] if found else None
+
+
+def _resume(out_dir: Path, stage: str, state: dict, model, optimizer, ema) -> int:
+    """Load the newest checkpoint of this stage; returns the step to continue from."""
+    ckpt = latest_checkpoint(out_dir, stage)
+    if ckpt is None:
+        raise MRGenError(f"no {stage} checkpoint to resume from", out_dir / "checkpoints" / stage,
+                         "drop --resume or set --checkpoint-every on the first run")
+    saved = json.loads((ckpt / "state.json").read_text(encoding="utf-8"))
+    for key in ("stage", "preset", "resolution"):
+        if saved.get(key) != state[key]:
+            raise MRGenError(f"--resume from an unrelated run ({key} {saved.get(key)!r} ≠ {state[key]!r})", ckpt,
+                             "resume with the same stage/preset/resolution, or use a fresh --out")
+    from safetensors.torch import load_file
+
+    from mrgen_nnunet.weights import load_torch_file
+
+    files = sorted((ckpt / "model").glob("*.safetensors"))
+    model.load_state_dict(load_file(str(files[0])))
+    optimizer.load_state_dict(load_torch_file(ckpt / "optimizer.pt"))
+    if ema is not None:
+        if not (ckpt / "ema.pt").is_file():
+            raise MRGenError("the checkpoint has no EMA weights", ckpt, "resume with --ema-decay 0, as it was made")
+        ema.load_state_dict(load_torch_file(ckpt / "ema.pt"))
+    return int(saved["step"])
+
+
+def _checkpoint(out_dir: Path, stage: str, state: dict, step: int, model, optimizer, ema) -> None:
+    folder = out_dir / "checkpoints" / stage / f"step_{step}"
+    tmp = folder.with_name(folder.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.save_pretrained(str(tmp / "model"), safe_serialization=True)
+    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    if ema is not None:
+        torch.save(ema.state_dict(), tmp / "ema.pt")
+    (tmp / "state.json").write_text(json.dumps(dict(state, step=step), indent=2), encoding="utf-8")
+    replace_dir(tmp, folder)
+
+
+def _ema(model, decay: float):
+    """diffusers' EMAModel over the trainable parameters (warm-up: decay min(decay, (1+t)/(10+t)))."""
+    from diffusers.training_utils import EMAModel
+
+    return EMAModel([p for p in model.parameters() if p.requires_grad], decay=decay)
+
+
+def _trainable(model) -> list[torch.nn.Parameter]:
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def run_loop(stage: str, out_dir: Path, state: dict, lr: float, model, loss_fn, validate, opts: TrainOptions):
+    """Train `model` (AdamW on its trainable parameters); returns (model with the saved weights, in eval mode,
+    steps done). `state` (stage, preset, resolution, index) must match on --resume."""
+    accelerator = _accelerator(out_dir, opts)
+    if opts.gradient_checkpointing:
+        model.enable_gradient_checkpointing()
+    optimizer = torch.optim.AdamW(_trainable(model), lr=lr, weight_decay=1e-2)
+    decay = DEFAULT_EMA.get(stage, 0.0) if opts.ema_decay is None else opts.ema_decay
+    ema = _ema(model, decay) if decay > 0 else None
+    start = _resume(out_dir, stage, state, model, optimizer, ema) if opts.resume else 0
+    model, optimizer = accelerator.prepare(model, optimizer)
+    if ema is not None:
+        ema.to(accelerator.device)
+    accelerator.init_trackers(f"{stage}", config={k: v for k, v in asdict(opts).items() if v is not None})
+    rng = np.random.default_rng(opts.seed + start)
+    torch.manual_seed(opts.seed + start)
+    csv = out_dir / "logs" / f"{stage}_loss.csv"
+    csv.parent.mkdir(parents=True, exist_ok=True)
+    lines = csv.read_text(encoding="utf-8").splitlines() if (opts.resume and csv.is_file()) else ["step,loss"]
+    lines = [ln for ln in lines if ln == "step,loss" or int(ln.split(",")[0]) <= start]
+    deadline = time.monotonic() + opts.minutes * 60 if opts.minutes > 0 else None
+    step = start
+    model.train()
+    with StepProgress(f"train {stage}", opts.steps, start, quiet=opts.quiet) as bar:
+        for step in range(start + 1, opts.steps + 1):  # noqa: B007 (step is used after the loop)
+            total = 0.0
+            for _ in range(opts.grad_accum):
+                with accelerator.accumulate(model):
+                    with accelerator.autocast():
+                        loss = loss_fn(accelerator.unwrap_model(model), rng, accelerator.device)
+                    if not torch.isfinite(loss):
+                        raise MRGenError(f"{stage} loss became {loss.item()} at step {step}", "--lr",
+                                         "lower the learning rate or use --mixed-precision no")
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients:
+                        accelerator.clip_grad_norm_(model.parameters(), 1.0)
+                    optimizer.step()
+                    optimizer.zero_grad()
+                total += loss.item() / opts.grad_accum
+            if ema is not None:
+                ema.step(_trainable(accelerator.unwrap_model(model)))
+            accelerator.log({f"{stage}/loss": total}, step=step)
+            lines.append(f"{step},{total:.6f}")
+            bar.update(step, total)
+            if opts.checkpoint_every and step % opts.checkpoint_every == 0 and step < opts.steps:
+                _checkpoint(out_dir, stage, state, step, accelerator.unwrap_model(model), optimizer, ema)
+                write_text_atomic("\n".join(lines) + "\n", csv)  # the loss log survives a kill after this checkpoint
+            if opts.validate_every and step % opts.validate_every == 0 and step < opts.steps:
+                _validate(accelerator.unwrap_model(model), ema, validate, out_dir / "validation" / f"{stage}_step{step}.png")
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+    if step < opts.steps and not opts.quiet:
+        print(f"train {stage}: time budget of {opts.minutes:g} min reached at step {step}/{opts.steps}", flush=True)
+    accelerator.end_training()
+    write_text_atomic("\n".join(lines) + "\n", csv)
+    save_loss_plot(csv, csv.with_suffix(".png"))
+    model = accelerator.unwrap_model(model).eval()
+    if ema is not None:  # the averaged weights are the ones saved and sampled from
+        ema.copy_to(_trainable(model))
+    save_grid(validate(model), out_dir / "validation" / f"{stage}_step{step}.png")
+    return model, step
+
+
+def _validate(model, ema, validate, path: Path) -> None:
+    """A validation grid from the EMA weights (when kept), the training weights restored afterwards."""
+    model.eval()
+    if ema is not None:
+        ema.store(_trainable(model))
+        ema.copy_to(_trainable(model))
+    save_grid(validate(model), path)
+    if ema is not None:
+        ema.restore(_trainable(model))
+    model.train()

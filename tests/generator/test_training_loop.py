@@ -1,0 +1,97 @@
+"""The shared generator training loop: EMA weights, the wall-time budget, resume with EMA, the `cpu` preset."""
+
+from __future__ import annotations
+
+import torch
+from diffusers import ConfigMixin, ModelMixin
+from diffusers.configuration_utils import register_to_config
+
+from mrgen_nnunet.cli.main import main
+from mrgen_nnunet.generator.presets import (
+    build_controlnet,
+    build_unet,
+    build_vae,
+    get_preset,
+    resolution_multiple,
+)
+from mrgen_nnunet.generator.training_loop import TrainOptions, latest_checkpoint, run_loop
+
+
+class Toy(ModelMixin, ConfigMixin):
+    """Three weights pulled towards 10 by a quadratic loss: every step moves them the same way."""
+
+    @register_to_config
+    def __init__(self, n: int = 3):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(n))
+
+
+def _loss(model, rng, device):
+    return ((model.w - 10.0) ** 2).sum()
+
+
+def _validate(model):
+    return torch.zeros(1, 1, 8, 8)
+
+
+def _train(out, **opts):
+    torch.manual_seed(0)
+    options = TrainOptions(**dict(dict(quiet=True, cpu=True), **opts))
+    state = {"stage": "text", "preset": "toy", "resolution": 8, "index": "none"}
+    return run_loop("text", out, state, 0.5, Toy(), _loss, _validate, options)
+
+
+def test_ema_weights_are_saved_and_lag_behind_the_trained_ones(tmp_path):
+    plain, steps = _train(tmp_path / "a", steps=6, ema_decay=0.0)
+    averaged, _ = _train(tmp_path / "b", steps=6, ema_decay=0.9)
+    assert steps == 6
+    w_plain, w_ema = plain.w.detach(), averaged.w.detach()
+    assert torch.all(w_plain > 0)
+    assert torch.all(w_ema > 0) and torch.all(w_ema < w_plain)  # between the start (0) and the last weights
+
+
+def test_resume_restores_the_ema_state(tmp_path):
+    whole, _ = _train(tmp_path / "whole", steps=4, ema_decay=0.9)
+    _train(tmp_path / "split", steps=3, ema_decay=0.9, checkpoint_every=2)
+    ckpt = latest_checkpoint(tmp_path / "split", "text")
+    assert ckpt.name == "step_2" and (ckpt / "ema.pt").is_file()
+    resumed, steps = _train(tmp_path / "split", steps=4, ema_decay=0.9, resume=True)
+    assert steps == 4
+    torch.testing.assert_close(resumed.w.detach(), whole.w.detach())
+
+
+def test_the_time_budget_stops_early_after_at_least_one_step(tmp_path):
+    _, steps = _train(tmp_path / "t", steps=10_000, minutes=1e-6, ema_decay=0.0)
+    assert 1 <= steps < 10_000
+    lines = (tmp_path / "t" / "logs" / "text_loss.csv").read_text(encoding="utf-8").split()
+    assert len(lines) == steps + 1
+    assert (tmp_path / "t" / "validation" / f"text_step{steps}.png").is_file()
+
+
+def test_cpu_preset_is_f4_at_128_px():
+    p = get_preset("cpu")
+    assert p.resolution == 128 and resolution_multiple(p) == 16
+    vae, unet = build_vae(p), build_unet(p)
+    controlnet = build_controlnet(unet, p, 1)
+    x = torch.zeros(1, 1, 128, 128)
+    with torch.no_grad():
+        z = vae.encode(x).latent_dist.mode()
+        assert z.shape == (1, 8, 32, 32)  # f = 4
+        cond = torch.zeros(1, 4, 64)
+        down, mid = controlnet(z, torch.tensor([1]), encoder_hidden_states=cond, controlnet_cond=x,
+                               return_dict=False)
+        out = unet(z, torch.tensor([1]), encoder_hidden_states=cond, down_block_additional_residuals=down,
+                   mid_block_additional_residual=mid).sample
+    assert out.shape == z.shape
+
+
+def test_bad_minutes_and_ema_decay_are_one_line(synthetic_index, tmp_path, capsys):
+    assert main(["train", "autoencoder", "--index", str(synthetic_index), "--out", str(tmp_path / "g"),
+                 "--minutes", "-1"]) == 1
+    err = capsys.readouterr().err
+    assert "--minutes" in err and err.count("\n") == 1
+    assert main(["train", "text", "--index", str(synthetic_index), "--out", str(tmp_path / "g"),
+                 "--ema-decay", "1.5"]) == 1
+    err = capsys.readouterr().err
+    assert "--ema-decay" in err and err.count("\n") == 1
+    assert not (tmp_path / "g").exists()
