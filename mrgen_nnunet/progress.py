@@ -24,12 +24,13 @@ class StepProgress:
     """`with StepProgress("train vae", total=600, start=0) as p: p.update(step, loss)` — step in 1..total.
 
     `quiet` prints nothing; `plain=None` picks lines when stdout is not a TTY; `every_s` (default EVERY_S)
-    spaces the lines; the last step always prints.
+    spaces the lines; the last step always prints. `unit` names what is counted (`step 120/600`, `steps/s`);
+    `update(step, note=...)` shows a note (e.g. `accepted 12/30 (40%)`) instead of a loss.
     """
 
     def __init__(self, description: str, total: int, start: int = 0, quiet: bool = False,
-                 plain: bool | None = None, every_s: float | None = None, stream=None):
-        self.description, self.total, self.start, self.quiet = description, total, start, quiet
+                 plain: bool | None = None, every_s: float | None = None, stream=None, unit: str = "step"):
+        self.description, self.total, self.start, self.quiet, self.unit = description, total, start, quiet, unit
         self.stream = stream or sys.stdout
         self.plain = (not self.stream.isatty()) if plain is None else plain
         self.every_s = EVERY_S if every_s is None else every_s
@@ -41,16 +42,16 @@ class StepProgress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn())
+                                 TextColumn("{task.fields[text]}"), TimeRemainingColumn())
             self._bar.__enter__()
-            self._task = self._bar.add_task(self.description, total=self.total, completed=self.start,
-                                            loss=float("nan"))
+            self._task = self._bar.add_task(self.description, total=self.total, completed=self.start, text="")
         return self
 
-    def update(self, step: int, loss: float) -> None:
-        """Record that `step` (1..total) finished with `loss`."""
+    def update(self, step: int, loss: float | None = None, note: str = "") -> None:
+        """Record that `step` (1..total) finished with `loss` (or with `note`)."""
+        text = "  ".join(t for t in ("" if loss is None else f"loss {loss:.4f}", note) if t)
         if self._bar is not None:
-            self._bar.update(self._task, completed=step, loss=loss)
+            self._bar.update(self._task, completed=step, text=text)
             return
         now = time.perf_counter()
         if self.quiet or (now - self._last < self.every_s and step < self.total):
@@ -58,8 +59,8 @@ class StepProgress:
         self._last = now
         rate = (step - self.start) / max(now - self._t0, 1e-9)
         eta = _clock((self.total - step) / rate) if rate > 0 else "?"
-        print(f"{self.description}: step {step}/{self.total}  loss {loss:.4f}  {rate:.2f} steps/s  ETA {eta}",
-              file=self.stream, flush=True)
+        parts = (f"{self.unit} {step}/{self.total}", text, f"{rate:.2f} {self.unit}s/s", f"ETA {eta}")
+        print(f"{self.description}: " + "  ".join(p for p in parts if p), file=self.stream, flush=True)
 
     def __exit__(self, *exc) -> None:
         if self._bar is not None:

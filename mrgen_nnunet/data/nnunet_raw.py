@@ -34,7 +34,8 @@ def dataset_folder_name(dataset_id: int, name: str, option: str = "--dataset-id"
     return f"Dataset{dataset_id:03d}_{name}"
 
 
-def _datasets_with_id(raw_root: Path, dataset_id: int) -> list[Path]:
+def datasets_with_id(raw_root: Path, dataset_id: int) -> list[Path]:
+    """The `DatasetNNN_*` folders of this id in `raw_root` (any name), sorted; [] when `raw_root` is absent."""
     if not raw_root.is_dir():
         return []
     return sorted(p for p in raw_root.glob(f"Dataset{dataset_id:03d}_*") if p.is_dir())
@@ -50,7 +51,7 @@ def find_dataset(raw_root: str | os.PathLike, id_or_name: int | str) -> Path:
         raise MRGenError("nnU-Net raw folder not found", raw_root, "set --raw / nnUNet_raw to an existing folder")
     text = str(id_or_name)
     if text.isdigit():
-        matches = _datasets_with_id(raw_root, int(text))
+        matches = datasets_with_id(raw_root, int(text))
     elif text.startswith("Dataset"):
         matches = [raw_root / text] if (raw_root / text).is_dir() else []
     else:
@@ -73,24 +74,33 @@ def staged_dataset(raw_root: str | os.PathLike, dataset_id: int, name: str, forc
     """
     raw_root = Path(raw_root)
     final = raw_root / dataset_folder_name(dataset_id, name)
-    _refuse_existing(raw_root, dataset_id, force)
+    refuse_existing(raw_root, dataset_id, force)
     raw_root.mkdir(parents=True, exist_ok=True)
     _remove_stale_staging(raw_root, dataset_id)
     tmp = raw_root / f".{final.name}.tmp-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
         yield tmp
-        _refuse_existing(raw_root, dataset_id, force)
-        old = _datasets_with_id(raw_root, dataset_id)
-        trash = [raw_root / f".{p.name}.old-{uuid.uuid4().hex[:8]}" for p in old]
-        for p, t in zip(old, trash, strict=True):
-            os.replace(p, t)
-        os.replace(tmp, final)
-        for t in trash:
-            shutil.rmtree(t, ignore_errors=True)
+        publish_dataset(tmp, final, dataset_id, force)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def publish_dataset(folder: Path, final: Path, dataset_id: int, force: bool, option: str = "--dataset-id") -> Path:
+    """Rename the finished `folder` (a hidden sibling) to `final` (`raw_root/DatasetNNN_NAME`): refused when a
+    dataset with this id exists unless `force`; with `force` the old folder(s) are moved aside, the new one renamed
+    in, the old removed. `option` names the id's flag in the refusal."""
+    raw_root = final.parent
+    refuse_existing(raw_root, dataset_id, force, option)
+    old = datasets_with_id(raw_root, dataset_id)
+    trash = [raw_root / f".{p.name}.old-{uuid.uuid4().hex[:8]}" for p in old]
+    for p, t in zip(old, trash, strict=True):
+        os.replace(p, t)
+    os.replace(folder, final)
+    for t in trash:
+        shutil.rmtree(t, ignore_errors=True)
+    return final
 
 
 def _remove_stale_staging(raw_root: Path, dataset_id: int) -> None:
@@ -113,11 +123,12 @@ def process_alive(pid: int) -> bool:
     return True
 
 
-def _refuse_existing(raw_root: Path, dataset_id: int, force: bool) -> None:
-    existing = _datasets_with_id(raw_root, dataset_id)
+def refuse_existing(raw_root: Path, dataset_id: int, force: bool, option: str = "--dataset-id") -> None:
+    """MRGenError when a dataset with this id (any name) is in `raw_root` and not `force`."""
+    existing = datasets_with_id(raw_root, dataset_id)
     if existing and not force:
         raise MRGenError(f"dataset id {dataset_id} is already used by {existing[0].name}", raw_root,
-                         "choose another --dataset-id or pass --force to replace it")
+                         f"choose another {option} or pass --force to replace it")
 
 
 def mrgen_key(modality: str, kind: str, patients: dict[str, str], synthetic_cases: list[str] | None = None,

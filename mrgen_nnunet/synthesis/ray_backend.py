@@ -1,6 +1,6 @@
 """`synthesize --backend ray`: the same synthesis run, spread over a Ray Data actor pool (extra `[ray]`).
 
-The local engine (`synthesis/run.py`) does all the work; Ray only schedules it:
+The local engine (`synthesis/run.py`, `scheduler.py`, `workfolder.py`) does all the work; Ray only schedules it:
 
 1. The driver calls `synthesize` on an idle shard (one that owns no masks): it validates the options, builds the
    manifest and the work folder `.mrgen-partial-DatasetNNN_NAME/` exactly as a local run does, generates nothing.
@@ -20,12 +20,14 @@ run's with the same options, whatever the number of workers. Resume: run the sam
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
 from mrgen_nnunet.errors import MRGenError
-from mrgen_nnunet.synthesis.run import SynthesisOptions, SynthesisSummary, synthesize
+from mrgen_nnunet.progress import StepProgress
+from mrgen_nnunet.synthesis.options import SynthesisOptions, SynthesisSummary
+from mrgen_nnunet.synthesis.run import synthesize
+from mrgen_nnunet.synthesis.workfolder import PREFIX, assembly_lock
 
 IDLE_SHARDS = 2**31  # num_shards of the driver's calls; its shard IDLE_SHARDS - 1 owns no manifest chunk
 
@@ -88,10 +90,6 @@ def synthesize_ray(options: SynthesisOptions, workers: int = 1, units_per_worker
     except ImportError:
         raise MRGenError("--backend ray needs Ray Data", "--backend",
                          "pip install 'mrgen-nnunet[ray]' (or 'ray[data]'), or use --backend local") from None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from mrgen_nnunet.synthesis.run import _take_lock
-
     if options.num_shards != 1:
         raise MRGenError("--backend ray shards the manifest itself", "--shard",
                          "drop --shard (and RANK/WORLD_SIZE), or use --backend local with accelerate launch")
@@ -103,10 +101,9 @@ def synthesize_ray(options: SynthesisOptions, workers: int = 1, units_per_worker
     if summary.complete:
         return summary
     work = _work_folder(options)
-    lock = work / "assemble.lock"
-    if not _take_lock(lock):
-        raise MRGenError("another process is assembling this dataset", work, "wait for it to finish")
-    try:
+    with assembly_lock(work) as held:
+        if not held:
+            raise MRGenError("another process is assembling this dataset", work, "wait for it to finish")
         if not ray.is_initialized():
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
         num_units = min(summary.masks, workers * units_per_worker)
@@ -117,20 +114,16 @@ def synthesize_ray(options: SynthesisOptions, workers: int = 1, units_per_worker
             fn_constructor_kwargs={"options": options, "num_units": num_units, "build": build,
                                    "threads": max(1, int(cpus_per_worker))},
             num_cpus=cpus_per_worker, num_gpus=1 if gpu else 0)
-        columns = (TextColumn("synthesize (ray)"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TextColumn("accepted {task.fields[acc]}/{task.fields[cand]} candidates"))
-        with Progress(*columns, disable=not options.progress) as bar:
-            task = bar.add_task("units", total=num_units, acc=0, cand=0)
-            for row in results.iter_rows():  # streams: each row is one finished unit
-                bar.update(task, advance=1, acc=int(row["accepted_so_far"]), cand=int(row["candidates_so_far"]))
-    finally:
-        shutil.rmtree(lock, ignore_errors=True)
+        with StepProgress("synthesize (ray)", num_units, quiet=not options.progress, unit="unit") as bar:
+            for done, row in enumerate(results.iter_rows(), 1):  # streams: each row is one finished unit
+                bar.update(done, note=f"accepted {int(row['accepted_so_far'])}/{int(row['candidates_so_far'])} "
+                                      "candidates")
     return synthesize(idle, pipeline=driver_pipe, filter_backend=driver_filt)  # every mask done: assemble
 
 
 def _work_folder(options: SynthesisOptions) -> Path:
     """The hidden work folder the local engine made for this dataset id."""
-    found = sorted(Path(options.out_raw).glob(f".mrgen-partial-Dataset{options.out_dataset:03d}_*"))
+    found = sorted(Path(options.out_raw).glob(f"{PREFIX}Dataset{options.out_dataset:03d}_*"))
     if len(found) != 1:
         raise MRGenError(f"expected one unfinished synthesis for dataset {options.out_dataset}, found {len(found)}",
                          options.out_raw, "remove stale .mrgen-partial-* folders of this id")
