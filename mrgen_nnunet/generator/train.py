@@ -93,7 +93,7 @@ def train_autoencoder(index_path, out_dir, preset: str = "tiny", resolution: int
         x = _batch(data, rng.integers(0, len(data), opts.batch_size), device)
         posterior = model.encode(x).latent_dist
         recon = model.decode(posterior.sample()).sample
-        return F.mse_loss(recon.float(), x) + 1e-4 * posterior.kl().mean()
+        return F.mse_loss(recon.float(), x) + p.kl_weight * posterior.kl().mean()
 
     @torch.no_grad()
     def validate(model):
@@ -101,9 +101,24 @@ def train_autoencoder(index_path, out_dir, preset: str = "tiny", resolution: int
         return torch.cat([x, model(x).sample.clamp(-1, 1)]).cpu()
 
     vae = _loop("autoencoder", out_dir, p, index_path, vae, loss_fn, validate, opts)
+    fit_latent_scale(vae, data.images)
     save_model(vae, out_dir / "vae")
     _write_config(out_dir, config)
     return out_dir / "vae"
+
+
+@torch.no_grad()
+def fit_latent_scale(vae, images: np.ndarray, max_slices: int = 256, batch_size: int = 16) -> float:
+    """Set `vae.config.scaling_factor` to 1 / std of the latents of (up to `max_slices` evenly spaced) training
+    slices (B, N, N) in [-1, 1], as Stable Diffusion chose its 0.18215: the diffusion stages then see latents of
+    unit variance whatever the KL weight left them at. Returns the factor."""
+    idx = np.linspace(0, len(images) - 1, min(max_slices, len(images))).astype(int)
+    device = next(vae.parameters()).device
+    latents = [vae.encode(torch.from_numpy(images[idx[i:i + batch_size]]).unsqueeze(1).to(device, vae.dtype))
+               .latent_dist.sample() for i in range(0, len(idx), batch_size)]
+    factor = float(1.0 / torch.cat(latents).float().std().clamp_min(1e-6))
+    vae.register_to_config(scaling_factor=factor)
+    return factor
 
 
 def _frozen_text(out_dir: Path, config: GeneratorConfig):

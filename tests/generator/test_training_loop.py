@@ -95,3 +95,25 @@ def test_bad_minutes_and_ema_decay_are_one_line(synthetic_index, tmp_path, capsy
     err = capsys.readouterr().err
     assert "--ema-decay" in err and err.count("\n") == 1
     assert not (tmp_path / "g").exists()
+
+
+def test_the_autoencoder_gets_a_fitted_latent_scale(synthetic_index, tmp_path):
+    import json
+
+    import numpy as np
+    from diffusers import AutoencoderKL
+
+    from mrgen_nnunet.generator.dataset import load_slice_set
+    from mrgen_nnunet.generator.train import train_autoencoder
+
+    vae_dir = train_autoencoder(synthetic_index, tmp_path / "g", "tiny", 32,
+                                TrainOptions(steps=2, batch_size=2, quiet=True, cpu=True))
+    factor = json.loads((vae_dir / "config.json").read_text(encoding="utf-8"))["scaling_factor"]
+    assert factor != 0.18215
+    vae = AutoencoderKL.from_pretrained(vae_dir).eval()
+    images = load_slice_set(synthetic_index, 32, True).images
+    idx = np.linspace(0, len(images) - 1, min(256, len(images))).astype(int)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        z = vae.encode(torch.from_numpy(images[idx]).unsqueeze(1)).latent_dist.sample() * factor
+    assert abs(float(z.std()) - 1.0) < 0.1
