@@ -139,9 +139,11 @@ class Build:
             sequence=self.cfg.target.sequence))
 
     def row(self, name: str, seed: int, parts: dict[str, Path], part_keys: dict[str, str]) -> Path:
-        from mrgen_nnunet.data.slice_datasets import merge_slice_datasets
+        from mrgen_nnunet.data.slice_datasets import check_labelled, merge_slice_datasets
 
         row = ROWS[name]
+        for p in row.parts:  # an images-only target (generator, pseudo-labels) or source never trains a row
+            check_labelled(parts[p], f"part '{p}' of row '{name}'")
         if len(row.parts) == 1:
             self.settings[f"row:{name}:seed{seed}"] = self.settings[part_keys[row.parts[0]]]
             return parts[row.parts[0]]

@@ -30,6 +30,7 @@ from mrgen_nnunet.benchmark.report import RowResult, write_report
 from mrgen_nnunet.benchmark.rows import GENERATED, ROWS, SEED_PARTS, row_trainer
 from mrgen_nnunet.data.io import write_text_atomic
 from mrgen_nnunet.data.nnunet_raw import list_cases, read_dataset_json
+from mrgen_nnunet.data.slice_datasets import check_labelled
 from mrgen_nnunet.errors import MRGenError
 
 FOLD = 0
@@ -173,6 +174,10 @@ def run_benchmark(cfg: BenchmarkConfig, console=None, jobs: int = 1,
         target = timed("convert", build.convert, "target", cfg.target, True, all_slices=True,
                        index=out / "index" / "target.jsonl")
     test = timed("convert", build.convert, "test", cfg.test, False)
+    # label-less datasets are refused before anything is trained (the target only needs labels for the oracle)
+    for role, dataset in (("the source", source), ("the test set", test)) + \
+            ((("the target (oracle row)", target),) if "target" in needed else ()):
+        check_labelled(dataset, role)
     meta = read_dataset_json(test)
     labels = {k: int(v) for k, v in meta["labels"].items()}
     if read_dataset_json(source)["labels"] != meta["labels"]:

@@ -18,6 +18,7 @@ import numpy as np
 
 from mrgen_nnunet.data.io import Geometry, write_image, write_text_atomic
 from mrgen_nnunet.data.nnunet_raw import (
+    dataset_folder_name,
     find_dataset,
     list_cases,
     mrgen_key,
@@ -35,7 +36,7 @@ class SliceCase:
     case: str
     patient: str
     image: np.ndarray
-    label: np.ndarray
+    label: np.ndarray  # never None: a label-less slice is refused by write_slice_dataset
     geometry: Geometry
 
 
@@ -46,6 +47,23 @@ def _finish(folder: Path, meta: dict, patients: dict, synthetic: list[str], rati
     if pseudo:  # real images with predicted labels: never validated on (nnUNetTrainerMRGen), sampled as real
         mrgen["pseudo_cases"] = sorted(pseudo)
     write_dataset_json(folder, meta["labels"], meta["channel_names"], len(patients), {"mrgen": mrgen})
+
+
+def check_labelled(folder: Path, role: str) -> None:
+    """Refuse a dataset that would train or test on images without labels: one converted as images only
+    (`mrgen.images_only`, imagesTs), one with no imagesTr case, or an imagesTr case without its labelsTr file.
+    `role` says what the dataset is for in the error, e.g. "part 'target' of row 'oracle'"."""
+    meta = read_dataset_json(folder)
+    fix = "convert the labelled sequence with its labels (--labels / --label-pattern)"
+    if (meta.get("mrgen") or {}).get("images_only"):
+        raise MRGenError(f"{role} is an images-only dataset (no labels)", folder / "dataset.json", fix)
+    cases = list_cases(folder)
+    if not cases:
+        raise MRGenError(f"{role} has no labelled training case (imagesTr is empty)", folder / "imagesTr", fix)
+    missing = [c for c in cases if not (folder / "labelsTr" / f"{c}.nii.gz").is_file()]
+    if missing:
+        raise MRGenError(f"{role}: {len(missing)} case(s) have no label, e.g. {missing[0]!r}",
+                         folder / "labelsTr" / f"{missing[0]}.nii.gz", fix)
 
 
 def labels_without_ignore(labels: dict) -> dict:
@@ -74,6 +92,9 @@ def write_slice_dataset(
     with staged_dataset(out_raw, dataset_id, name, force) as tmp:
         patients = {}
         for c in cases:
+            if c.label is None:  # e.g. a slice of an images-only index: never written as a labelled case
+                raise MRGenError(f"case {c.case} has no label", out_raw / dataset_folder_name(dataset_id, name),
+                                 "write only labelled slices into a slice dataset")
             write_image(c.image.astype(np.float32), c.geometry, tmp / "imagesTr" / f"{c.case}_0000.nii.gz")
             write_image(c.label.astype(np.uint8), c.geometry, tmp / "labelsTr" / f"{c.case}.nii.gz")
             patients[c.case] = c.patient
@@ -100,6 +121,8 @@ def merge_slice_datasets(
     channel names come from the first part; every part must have the same label map (an `ignore` label, which
     pseudo-labelled parts carry, is kept in the merged map). `pseudo_cases` is the union too.
     """
+    for p in parts:  # an images-only part would add no case, silently
+        check_labelled(p, f"merge part {p.name}")
     metas = [read_dataset_json(p) for p in parts]
     for p, m in zip(parts[1:], metas[1:], strict=True):
         if labels_without_ignore(m["labels"]) != labels_without_ignore(metas[0]["labels"]):

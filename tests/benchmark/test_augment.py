@@ -69,3 +69,48 @@ def test_augment_and_merge(tmp_path):
     with pytest.raises(MRGenError, match="two datasets"):
         merge_slice_datasets(tmp_path, 104, "dup", [src, src], ratio=None)
     assert not list(tmp_path.glob("*Dataset104*"))
+
+
+def _images_only(tmp_path, dataset_id):
+    """A target dataset as `convert nifti` writes it without labels: imagesTs, `mrgen.images_only`."""
+    from mrgen_nnunet.cli.main import main
+    from mrgen_nnunet.data.io import write_image
+    from mrgen_nnunet.data.nnunet_raw import find_dataset
+
+    image, _ = _slices(2)
+    write_image(image, Geometry.default(3, (2.5, 2.5, 5.0)), tmp_path / "scans" / "a.nii.gz")
+    assert main(["convert", "nifti", str(tmp_path / "scans"), "--out-raw", str(tmp_path), "--dataset-id",
+                 str(dataset_id), "--sequence", "LGE", "--pattern", "{id}.nii.gz", "--as-slices"]) == 0
+    return find_dataset(tmp_path, dataset_id)
+
+
+def test_label_less_parts_never_make_a_training_set(tmp_path):
+    """An images-only dataset, an imagesTr case without its label and a label-less slice are refused with one
+    line naming the file, and nothing is written (a merge used to skip an images-only part silently)."""
+    src = _source(tmp_path)
+    target = _images_only(tmp_path, 102)
+    with pytest.raises(MRGenError, match=r"merge part Dataset102_\S+ is an images-only dataset .*dataset\.json"):
+        merge_slice_datasets(tmp_path, 103, "mix", [src, target], ratio=None)
+    (src / "labelsTr" / "bSSFP001_z001.nii.gz").unlink()
+    with pytest.raises(MRGenError, match=r"1 case\(s\) have no label, e.g. 'bSSFP001_z001'.*bSSFP001_z001\.nii\.gz"):
+        merge_slice_datasets(tmp_path, 103, "mix", [src], ratio=None)
+    image, _ = _slices(1)
+    with pytest.raises(MRGenError, match="case x has no label"):
+        write_slice_dataset(tmp_path, 104, "nolabel", [SliceCase("x", "p", image[0], None, Geometry.default(2))],
+                            META)
+    assert not list(tmp_path.glob("*Dataset103*")) and not list(tmp_path.glob("*Dataset104*"))
+
+
+def test_benchmark_row_refuses_an_images_only_part(tmp_path):
+    from pathlib import Path
+
+    from mrgen_nnunet.benchmark.config import load_config
+    from mrgen_nnunet.benchmark.ledger import Ledger
+    from mrgen_nnunet.benchmark.protocol import Progress, _Build
+
+    target = _images_only(tmp_path, 102)
+    cfg = load_config(Path(__file__).resolve().parents[2] / "benchmarks" / "configs" / "mscmrseg_cpu.toml")
+    env = {"nnUNet_raw": str(tmp_path), "nnUNet_results": str(tmp_path / "res")}
+    build = _Build(cfg, env, Ledger(tmp_path / "ledger.json", 700, tmp_path), Progress())
+    with pytest.raises(MRGenError, match="part 'target' of row 'oracle' is an images-only dataset"):
+        build.row("oracle", 0, {"target": target}, {"target": "target"})
