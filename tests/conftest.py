@@ -1,4 +1,5 @@
-"""Shared fixtures: the ../shared/data location (skip when absent) and a quiet, 2-core-friendly torch."""
+"""Suite-wide setup: no caller nnUNet_* variables, the ../shared/data location (skip when absent), a quiet,
+2-core-friendly torch; the shared fixtures come from the mrgen_fixtures plugin."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from pathlib import Path
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+# the suite's shared fixtures (tiny generator, generator index, tiny nnU-Net dataset, CLI runner): tests/mrgen_fixtures.py
+pytest_plugins = ["mrgen_fixtures"]
 
 
 def pytest_configure(config):

@@ -14,8 +14,9 @@ from mrgen_nnunet.errors import MRGenError
 def pseudo_label(
     model: Path = typer.Option(..., "--model", help="Trained nnU-Net model folder, i.e. nnUNet_results / "
                                "DatasetNNN_X / TRAINER__PLANS__2d (with a finished fold)."),
-    images: Path = typer.Option(..., "--images", help="Unlabelled target images: a folder of CASE_0000.nii.gz "
-                                "or an nnU-Net raw dataset folder (labels there are never read)."),
+    images: Path = typer.Option(..., "--images", help="Unlabelled target images: a folder of CASE_0000.nii.gz, "
+                                "an nnU-Net raw dataset folder (its imagesTr; labels there are never read) or an "
+                                "images-only dataset (its imagesTs, as convert writes without labels)."),
     out_dataset: int = typer.Option(..., "--out-dataset", min=1, max=999, help="Id of the new dataset."),
     name: str = typer.Option("pseudo", "--name", help="Name of the new dataset (DatasetNNN_NAME)."),
     out_raw: Path | None = typer.Option(None, "--out-raw", help="nnU-Net raw folder to write to "

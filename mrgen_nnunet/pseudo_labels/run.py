@@ -26,13 +26,20 @@ from mrgen_nnunet.pseudo_labels.rules import PseudoLabelRules, decide_slice
 
 def _images_and_patients(images: Path) -> tuple[dict[str, Path], dict[str, str], dict]:
     """(case -> image file, case -> patient, dataset.json or {}) of a folder of CASE_0000.nii.gz files, or of an
-    nnU-Net raw dataset folder (its imagesTr, patients from its `mrgen` key)."""
+    nnU-Net raw dataset folder (patients from its `mrgen` key): its imagesTr, or its imagesTs when the dataset is
+    images-only (`convert ... --images-only`, `mrgen.images_only`) or its imagesTr holds no image."""
     meta = read_dataset_json(images) if (images / "dataset.json").is_file() else {}
-    folder = images / "imagesTr" if meta else images
+    folder = images
+    if meta:
+        images_only = (meta.get("mrgen") or {}).get("images_only")
+        folder = images / "imagesTr"
+        if images_only or not any(folder.glob("*_0000.nii.gz")):
+            folder = images / "imagesTs"
     files = {p.name[:-len("_0000.nii.gz")]: p for p in sorted(folder.glob("*_0000.nii.gz"))}
     if not files:
         raise MRGenError("no images (CASE_0000.nii.gz) to pseudo-label", folder,
-                         "point --images at an nnU-Net images folder or raw dataset")
+                         "point --images at an nnU-Net images folder or raw dataset (imagesTr, or imagesTs of an "
+                         "images-only dataset)")
     patients = (meta.get("mrgen") or {}).get("patients") or {}
     return files, {c: patients.get(c, c) for c in files}, meta
 
@@ -44,7 +51,7 @@ def pseudo_label(model: str | Path, images: str | Path, out_raw: str | Path, dat
     """Write `Dataset{dataset_id}_{name}` under `out_raw`; returns its folder.
 
     model: nnUNet_results/DatasetNNN_X/TRAINER__PLANS__2d (a finished `fold`). images: folder of CASE_0000.nii.gz
-    (2D or 3D) or a raw dataset folder. exclude: case or patient ids that must not be pseudo-labelled (refused).
+    (2D or 3D) or a raw dataset folder (labelled: its imagesTr; images-only: its imagesTs). exclude: case or patient ids that must not be pseudo-labelled (refused).
     sequence: the target sequence the images must be (checked against a raw dataset's modality/channel names; the
     model itself was usually trained on another sequence, which is the point).
     """

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,28 +16,16 @@ from mrgen_nnunet.pseudo_labels.rules import PseudoLabelRules
 from mrgen_nnunet.pseudo_labels.run import pseudo_label
 from mrgen_nnunet.trainers.nnunet_run import nnunet_environment, plan_and_preprocess, train
 
-
-def _tiny_dataset_writer():
-    """The trainers' tiny square dataset writer (tests/trainers/conftest.py), loaded by path."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "trainers_tiny_dataset", Path(__file__).resolve().parents[1] / "trainers" / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.write_tiny_dataset
-
-
 TRAINER = "nnUNetTrainerMRGen_2epochs_10it"
 RELAXED = PseudoLabelRules(pixel_confidence=0.6, slice_confidence=0.5, min_foreground=0.01)
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
+def model(tmp_path_factory, tiny_dataset_writer):
     root = tmp_path_factory.mktemp("pseudo")
     env = nnunet_environment(root / "raw", root / "pre", root / "res", n_proc_da=0, n_proc=1,
                              base={**os.environ, "OMP_NUM_THREADS": "1"})
-    folder = _tiny_dataset_writer()(root / "raw")
+    folder = tiny_dataset_writer(root / "raw")
     plan_and_preprocess(501, env)
     fold = train(501, TRAINER, 0, env, device="cpu", progress=False)
     # the unlabelled "target scans": the tiny dataset's 3D test volumes, as an images-only folder
@@ -117,3 +104,29 @@ def test_cli_pseudo_label(model, tmp_path, capsys):
     assert main([*args[:-2], "--require", "circle", "--device", "cpu"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown structure 'circle'" in err[0]
+
+
+def test_cli_pseudo_label_takes_an_images_only_dataset(model, tmp_path, capsys):
+    """The target scans as `convert nifti` writes them without labels (imagesTs, `mrgen.images_only`) are a valid
+    --images: every volume of imagesTs is predicted, patients come from the dataset's `mrgen` key."""
+    from mrgen_nnunet.cli.main import main
+
+    model_dir, images, _ = model
+    raw = tmp_path / "raw"
+    assert main(["convert", "nifti", str(images), "--out-raw", str(raw), "--dataset-id", "202", "--sequence",
+                 "LGE", "--pattern", "{id}_0000.nii.gz"]) == 0
+    (dataset,) = raw.glob("Dataset202_*")
+    assert not (dataset / "imagesTr").exists() and len(list((dataset / "imagesTs").iterdir())) == 2
+    capsys.readouterr()
+    assert main(["pseudo-label", "--model", str(model_dir), "--images", str(dataset), "--out-dataset", "607",
+                 "--out-raw", str(raw), "--sequence", "LGE", "--slice-confidence", "0.5", "--pixel-confidence",
+                 "0.6", "--min-foreground", "0.01", "--device", "cpu"]) == 0, capsys.readouterr().err
+    out = raw / "Dataset607_pseudo"
+    report = json.loads((out / "pseudo_labels.json").read_text(encoding="utf-8"))
+    patients = json.loads((dataset / "dataset.json").read_text(encoding="utf-8"))["mrgen"]["patients"]
+    assert set(report["cases"]) == set(patients) and all(r["slices"] == 4 for r in report["cases"].values())
+    assert {r["patient"] for r in report["cases"].values()} == set(patients.values())
+    # the test patients of the images-only dataset are refused like any others
+    assert main(["pseudo-label", "--model", str(model_dir), "--images", str(dataset), "--out-dataset", "608",
+                 "--out-raw", str(raw), "--exclude", sorted(patients.values())[0], "--device", "cpu"]) == 1
+    assert "excluded (test) patients" in capsys.readouterr().err
