@@ -1,12 +1,14 @@
-"""What `mrgen-nnunet env` reports, and the one device resolution every command uses.
+"""What `mrgen-nnunet env` reports, the one device resolution every command uses, and the CPU thread policy.
 
 `environment_report()` returns ordered (section, [(key, value), ...]) pairs of plain strings; `format_report` turns
-them into the text the command prints. Nothing here changes the environment.
+them into the text the command prints. Only `apply_thread_policy` changes the environment (the program calls it
+once, at start).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -39,6 +41,32 @@ def _version(package: str) -> str:
 def _cpus() -> int:
     """CPUs this process may run on (the affinity mask, e.g. a cgroup or taskset), else os.cpu_count()."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+# the variables apply_thread_policy set because the user had not (shown by `mrgen-nnunet env`)
+POLICY_SET: dict[str, str] = {}
+
+
+def apply_thread_policy() -> None:
+    """The CPU thread policy of the `mrgen-nnunet` program, applied at its start, before torch is imported:
+
+    - `OMP_WAIT_POLICY=PASSIVE` unless the user set it: an OpenMP thread that waits for work sleeps instead of
+      spinning, so a run beside other CPU jobs does not burn the shared cores (spinning threads ran the generator
+      stages 13-40x slower on a busy 2-core machine, issue 19).
+    - `OMP_NUM_THREADS` = the CPUs this process may run on (`os.sched_getaffinity`: a taskset or cgroup limit, not
+      the machine's core count) unless the user set it. torch takes its thread count from it when imported, and
+      child processes inherit it (`nnUNetTrainerMRGen*` sets torch to it inside `nnUNetv2_train`).
+
+    Variables the user set are kept as they are. When torch is already imported (a caller embedding the CLI), its
+    thread count is set directly.
+    """
+    defaults = {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": str(_cpus())}
+    for key, value in defaults.items():
+        if not os.environ.get(key, "").strip():
+            os.environ[key] = POLICY_SET[key] = value
+    threads = os.environ["OMP_NUM_THREADS"]
+    if "torch" in sys.modules and threads.isdigit() and int(threads) > 0:
+        sys.modules["torch"].set_num_threads(int(threads))
 
 
 def _folder(value: str | None) -> str:
@@ -77,8 +105,12 @@ def environment_report(weights: dict[str, Path | None] | None = None) -> list[tu
 
     versions = [(p, _version(p)) for p in PACKAGES]
     device = [("auto", resolve_device("auto")), ("cuda devices", str(torch.cuda.device_count()))]
+    def variable(key: str) -> str:
+        value = os.environ.get(key, "not set")
+        return f"{value} (mrgen-nnunet's thread policy)" if POLICY_SET.get(key) == value else value
+
     threads = [("cpus available", str(_cpus())), ("torch threads", str(torch.get_num_threads())),
-               ("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "not set"))]
+               ("OMP_NUM_THREADS", variable("OMP_NUM_THREADS")), ("OMP_WAIT_POLICY", variable("OMP_WAIT_POLICY"))]
     nnunet = [(k, _folder(os.environ.get(k))) for k in NNUNET_VARIABLES]
     nnunet.append(("for nnUNetv2_train", f"export nnUNet_extTrainer={trainer_path()}"))
     report = [("versions", versions), ("device", device), ("threads", threads), ("nnU-Net", nnunet)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from importlib import metadata
 
 import pytest
@@ -57,3 +58,33 @@ def test_unknown_device_is_one_line_error(tmp_path, capsys):
                  "--out-raw", str(tmp_path), "--out-dataset", "501", "--device", "gpu"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("mrgen-nnunet: error: unknown device 'gpu' (--device)") and err.count("\n") == 1
+
+
+def _program_env(env: dict, cpus: set[int] | None = None) -> list[str]:
+    """The `threads:` lines of `python -m mrgen_nnunet env` (the program itself) run with `env`, on `cpus`."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "mrgen_nnunet", "env"], env=env, capture_output=True, text=True,
+                         check=True, preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None).stdout
+    return out.split("threads:\n")[1].split("\n", 4)[:4]
+
+
+def test_program_sets_the_thread_policy_before_torch():
+    """The program sets OMP_WAIT_POLICY=PASSIVE and OMP_NUM_THREADS = the CPUs it may run on (the affinity mask,
+    not the machine's count) before torch is imported, so torch runs that many threads; a user's values are kept.
+    `env` reports both from inside the CLI process."""
+    base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+    allowed = sorted(os.sched_getaffinity(0))
+    one = {allowed[0]}  # a taskset-like limit: 1 CPU even on a bigger machine
+    assert _program_env(base, one) == ["  cpus available: 1", "  torch threads: 1",
+                                       "  OMP_NUM_THREADS: 1 (mrgen-nnunet's thread policy)",
+                                       "  OMP_WAIT_POLICY: PASSIVE (mrgen-nnunet's thread policy)"]
+    assert _program_env({**base, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "ACTIVE"}) == [
+        f"  cpus available: {len(allowed)}", "  torch threads: 1", "  OMP_NUM_THREADS: 1", "  OMP_WAIT_POLICY: ACTIVE"]
+
+
+def test_in_process_main_leaves_the_environment_alone(monkeypatch, capsys):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert main(["env"]) == 0 and "OMP_WAIT_POLICY" not in os.environ
+    assert "  OMP_WAIT_POLICY: not set" in capsys.readouterr().out

@@ -27,6 +27,7 @@ from mrgen_nnunet.cli import (
     train,
     trainer_path,
 )
+from mrgen_nnunet.environment import apply_thread_policy
 from mrgen_nnunet.errors import MRGenError, NotReadyError, os_error
 
 app = typer.Typer(
@@ -94,7 +95,13 @@ def build_cli() -> click.Command:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return the exit code. Errors are one line unless --debug is given."""
+    """Run the CLI; return the exit code. Errors are one line unless --debug is given.
+
+    Without `argv` this is the program itself (console script, `python -m`): the thread policy is applied first,
+    before any command imports torch. A caller passing `argv` (tests, scripts) keeps its own environment.
+    """
+    if argv is None:
+        apply_thread_policy()
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
