@@ -55,6 +55,12 @@ class Progress:
                 self.console.print(f"{self._stamp()} {text}", highlight=False, markup=False, soft_wrap=True)
                 sys.stdout.flush()
 
+    def reused(self, what: str) -> None:
+        """A training found done before: it leaves the count of what is left."""
+        with self._lock:
+            self.total -= 1
+        self.log(f"{what}: done before (same settings)")
+
     def training_finished(self, seconds: float, what: str) -> None:
         self.done.append(seconds)
         left = self.total - len(self.done)
@@ -108,7 +114,7 @@ def train_and_test(cfg: BenchmarkConfig, row: str, seed: int, dataset: Path, tes
         shutil.rmtree(model, ignore_errors=True)
 
     if ledger.reuse(f"model:{row}:seed{seed}", key_settings, done.is_file(), remove):
-        progress.log(f"row '{row}' seed {seed}: done before (same settings)")
+        progress.reused(f"row '{row}' seed {seed}")
         return RowResult.from_dict(json.loads(done.read_text(encoding="utf-8")))
     if threads is not None:
         env = {**env, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
