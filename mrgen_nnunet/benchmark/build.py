@@ -66,7 +66,7 @@ class Build:
             all_slices=all_slices, index=index, force=index is not None))
 
     def generator(self, index: Path, target_modality: str) -> Path:
-        from mrgen_nnunet.generator.train import train_generator
+        from mrgen_nnunet.generator.train import TrainOptions, train_generator
 
         cfg = self.cfg
         if cfg.generator != "train":
@@ -75,13 +75,18 @@ class Build:
         settings = {"source": self.settings["source"], "target": self.settings["target"],
                     "preset": cfg.generator_preset, "steps": cfg.generator_steps,
                     "resolution": cfg.generator_resolution, "target_modality": target_modality}
+        if cfg.generator_minutes:  # only when set: older ledgers keep their fingerprints
+            settings["minutes"] = cfg.generator_minutes
         self.settings["generator"] = settings
         done = (folder / "mrgen_generator.json").is_file() and (folder / "controlnet").is_dir()
         if self.ledger.reuse("generator", settings, done, lambda: shutil.rmtree(folder)):
             return folder
-        self.progress.log(f"training the '{cfg.generator_preset}' generator ({cfg.generator_steps} steps per stage)")
+        budget = f", at most {cfg.generator_minutes:g} min" if cfg.generator_minutes else ""
+        self.progress.log(f"training the '{cfg.generator_preset}' generator ({cfg.generator_steps} steps per stage"
+                          f"{budget})")
         return train_generator(index, folder, preset=cfg.generator_preset, target_modality=target_modality,
-                               steps=cfg.generator_steps, resolution=cfg.generator_resolution)
+                               steps=cfg.generator_steps, resolution=cfg.generator_resolution,
+                               options=TrainOptions(minutes=cfg.generator_minutes))
 
     def synthetic(self, seed: int, source: Path, generator: Path, target_modality: str,
                   part: str = "synthetic") -> Path:

@@ -41,6 +41,7 @@ class BenchmarkConfig:
     generator_preset: str = "tiny"
     generator_steps: int = 200  # optimizer steps per stage (autoencoder, text, mask)
     generator_resolution: int | None = None  # model resolution; None = the preset's
+    generator_minutes: float = 0.0  # wall-time budget per stage (stops before generator_steps); 0: none
     # synthesis
     filter: str = "none"  # a name in filtering.backends.FILTERS: "sam2" | "nnunet" | "none"
     profile: str = "fast"  # synthesis profile, "fast" | "reference" (MRGen's settings); fills what is left unset
@@ -95,7 +96,7 @@ def _data(d: dict, key: str, base: Path, where: Path) -> DataSpec:
 
 # the TOML type of every scalar/list key (a wrong type must fail here, not as a TypeError minutes later)
 _TYPES = {"name": str, "out": str, "rows": (list, str), "generator": str, "generator_preset": str,
-          "generator_steps": int, "generator_resolution": (int, type(None)), "filter": str, "profile": str,
+          "generator_steps": int, "generator_resolution": (int, type(None)), "generator_minutes": float, "filter": str, "profile": str,
           "candidates": int, "keep": int, "inference_steps": (int, type(None)), "guidance_scale": float,
           "translate_strength": float, "translate_method": str, "copies": int, "real_to_synthetic_ratio": float,
           "trainer": str, "spacing_mm": (float, type(None)), "seeds": (list, int), "device": str,
@@ -164,6 +165,7 @@ def load_config(path: str | Path) -> BenchmarkConfig:
     for key in ("generator_steps", "candidates", "keep", "copies"):
         at_least(getattr(cfg, key), 1, f"{path} {key}")
     at_least(cfg.keep, 1, f"{path} keep")
+    at_least(cfg.generator_minutes, 0.0, f"{path} generator_minutes")
     if cfg.keep > cfg.candidates:
         raise MRGenError(f"keep {cfg.keep} > candidates {cfg.candidates}", path, "keep at most `candidates`")
     from mrgen_nnunet.pseudo_labels.rules import PseudoLabelRules

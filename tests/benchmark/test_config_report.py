@@ -127,6 +127,7 @@ def test_paired_difference_against_source_with_bootstrap_interval():
     ("translate_strength = 2.0", "translate_strength"),
     ('translate_method = "cyclegan"', "translate_method"),
     ("copies = 0", "copies"),
+    ("generator_minutes = -1.0", "generator_minutes"),
     ("pseudo_label_rules = {slice_confidence = 3.0}", "slice_confidence"),
 ])
 def test_config_types_and_ranges_are_checked_at_load(tmp_path, line, message):

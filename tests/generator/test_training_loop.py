@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
@@ -117,3 +118,19 @@ def test_the_autoencoder_gets_a_fitted_latent_scale(synthetic_index, tmp_path):
     with torch.no_grad():
         z = vae.encode(torch.from_numpy(images[idx]).unsqueeze(1)).latent_dist.sample() * factor
     assert abs(float(z.std()) - 1.0) < 0.1
+
+
+def test_cpu_preset_trains_and_samples_end_to_end(synthetic_index, tmp_path):
+    from mrgen_nnunet.generator.pipeline import MRGenPipeline
+    from mrgen_nnunet.generator.train import train_generator
+
+    target = "LGE"
+    folder = train_generator(synthetic_index, tmp_path / "g", preset="cpu", target_modality=target, steps=1,
+                             resolution=32, options=TrainOptions(batch_size=2, quiet=True, cpu=True))
+    pipe = MRGenPipeline.from_pretrained(folder)
+    assert pipe.config.preset == "cpu" and pipe.config.resolution == 32
+    maps = np.zeros((1, 32, 32), np.uint8)
+    maps[0, 10:20, 10:20] = 1
+    out = pipe("LGE Cardiac MRI", pipe.encode_masks(maps), num_inference_steps=2,
+               generator=[torch.Generator().manual_seed(0)])
+    assert out.images.shape == (1, 1, 32, 32) and torch.isfinite(out.images).all()
