@@ -16,15 +16,13 @@ import numpy as np
 
 from mrgen_nnunet.data.io import Geometry, keep_locale
 from mrgen_nnunet.data.prompts import resolve_modality
-from mrgen_nnunet.dataset_converters.common import (
+from mrgen_nnunet.dataset_converters.common import load_pair, read_png, write_dataset
+from mrgen_nnunet.dataset_converters.sources import (
     Volume,
     VolumeSource,
-    load_pair,
     numbered_files,
     parse_patients,
-    read_png,
     sequence_of_folder,
-    write_dataset,
 )
 from mrgen_nnunet.errors import MRGenError
 

@@ -17,7 +17,8 @@ import numpy as np
 
 from mrgen_nnunet.data.io import keep_locale
 from mrgen_nnunet.data.prompts import resolve_modality
-from mrgen_nnunet.dataset_converters.common import Volume, pattern_sources, write_images_dataset
+from mrgen_nnunet.dataset_converters.common import write_images_dataset
+from mrgen_nnunet.dataset_converters.sources import Volume, pattern_sources
 from mrgen_nnunet.errors import MRGenError
 
 

@@ -9,13 +9,12 @@ import os
 from pathlib import Path
 
 from mrgen_nnunet.data.prompts import resolve_modality
-from mrgen_nnunet.dataset_converters.common import (
+from mrgen_nnunet.dataset_converters.common import load_pair, write_dataset
+from mrgen_nnunet.dataset_converters.sources import (
     VolumeSource,
-    load_pair,
     numbered_files,
     parse_patients,
     sequence_of_folder,
-    write_dataset,
 )
 from mrgen_nnunet.errors import MRGenError
 

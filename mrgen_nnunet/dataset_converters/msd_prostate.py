@@ -11,14 +11,8 @@ import numpy as np
 
 from mrgen_nnunet.data.io import Geometry, read_image
 from mrgen_nnunet.data.prompts import resolve_modality
-from mrgen_nnunet.dataset_converters.common import (
-    Volume,
-    VolumeSource,
-    check_label_values,
-    numbered_files,
-    parse_patients,
-    write_dataset,
-)
+from mrgen_nnunet.dataset_converters.common import check_label_values, write_dataset
+from mrgen_nnunet.dataset_converters.sources import Volume, VolumeSource, numbered_files, parse_patients
 from mrgen_nnunet.errors import MRGenError
 
 ZONES = {"background": 0, "peripheral zone of prostate": 1, "transition zone of prostate": 2}

@@ -8,13 +8,8 @@ import re
 from pathlib import Path
 
 from mrgen_nnunet.data.prompts import load_modality_table, resolve_modality
-from mrgen_nnunet.dataset_converters.common import (
-    load_pair,
-    parse_label_map,
-    pattern_sources,
-    write_dataset,
-    write_images_dataset,
-)
+from mrgen_nnunet.dataset_converters.common import load_pair, write_dataset, write_images_dataset
+from mrgen_nnunet.dataset_converters.sources import parse_label_map, pattern_sources
 from mrgen_nnunet.errors import MRGenError
 
 
