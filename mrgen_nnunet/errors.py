@@ -18,10 +18,6 @@ class MRGenError(Exception):
         super().__init__(message)
 
 
-class NotReadyError(MRGenError):
-    """A command group that exists but is not implemented yet (exit code 2)."""
-
-
 _OS_FIXES = {
     errno.EACCES: "check write permission or choose another folder",
     errno.EPERM: "check write permission or choose another folder",

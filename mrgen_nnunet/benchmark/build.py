@@ -9,7 +9,7 @@ from pathlib import Path
 from mrgen_nnunet.benchmark.config import BenchmarkConfig, DataSpec
 from mrgen_nnunet.benchmark.ledger import Ledger
 from mrgen_nnunet.benchmark.rows import ROWS
-from mrgen_nnunet.data.nnunet_raw import find_dataset, read_dataset_json
+from mrgen_nnunet.data.nnunet_raw import datasets_with_id, find_dataset, read_dataset_json
 
 
 def seed_environment(env: dict, seed: int) -> dict:
@@ -35,17 +35,16 @@ class Build:
 
     def _remove_dataset(self, dataset_id: int):
         def remove():
-            for root in (self.raw, Path(self.env["nnUNet_preprocessed"])):
-                for folder in root.glob(f"Dataset{dataset_id:03d}_*"):
+            roots = [self.raw, Path(self.env["nnUNet_preprocessed"]), *Path(self.env["nnUNet_results"]).glob("seed*")]
+            for root in roots:
+                for folder in datasets_with_id(root, dataset_id):
                     shutil.rmtree(folder)
-            for folder in Path(self.env["nnUNet_results"]).glob(f"seed*/Dataset{dataset_id:03d}_*"):
-                shutil.rmtree(folder)
         return remove
 
     def dataset(self, key: str, settings: dict, build) -> Path:
         """The dataset of `key`: reused when it exists with `settings`, else `build(dataset_id)` -> folder."""
         dataset_id = self.ledger.dataset_id(key)
-        exists = bool(list(self.raw.glob(f"Dataset{dataset_id:03d}_*")))
+        exists = bool(datasets_with_id(self.raw, dataset_id))
         self.settings[key] = settings
         if self.ledger.reuse(key, settings, exists, self._remove_dataset(dataset_id)):
             return find_dataset(self.raw, dataset_id)
@@ -58,7 +57,7 @@ class Build:
 
         settings = _spec_settings(spec, as_slices=as_slices, all_slices=all_slices)
         dataset_id = self.ledger.dataset_id(key)
-        exists = bool(list(self.raw.glob(f"Dataset{dataset_id:03d}_*")))
+        exists = bool(datasets_with_id(self.raw, dataset_id))
         if exists and index is not None and not index.is_file():  # the index is part of the output
             self._remove_dataset(dataset_id)()
         return self.dataset(key, settings, lambda i: get_converter(spec.layout)(
@@ -115,10 +114,11 @@ class Build:
     def filter_model(self) -> Path:
         """The `nnunet` filter's model: the source-only row's model of the first seed (trained by the caller)."""
         from mrgen_nnunet.benchmark.plans import plans_name
+        from mrgen_nnunet.trainers.nnunet_run import model_folder
 
         source = find_dataset(self.raw, self.ledger.dataset_id("source"))
-        results = Path(seed_environment(self.env, self.cfg.seeds[0])["nnUNet_results"])
-        return results / source.name / f"{self.cfg.trainer}__{plans_name(self.cfg.spacing_mm)}__2d"
+        return model_folder(seed_environment(self.env, self.cfg.seeds[0])["nnUNet_results"], source.name,
+                            self.cfg.trainer, plans_name(self.cfg.spacing_mm))
 
     def randomised(self, style: str, seed: int, source: Path) -> Path:
         from mrgen_nnunet.benchmark.augment import augment_slice_dataset

@@ -64,19 +64,14 @@ class BenchmarkConfig:
     pseudo_label_rules: dict = field(default_factory=dict)
 
 
-def _parse_patients(text: str, where: object) -> list[int]:
-    out = []
-    for part in str(text).replace(" ", "").split(","):
-        lo, _, hi = part.partition("-")
-        if not lo.isdigit() or (hi and not hi.isdigit()):
-            raise MRGenError(f"bad patient range {text!r}", where, "write e.g. '1-20' or '21,22,25'")
-        out += list(range(int(lo), int(hi or lo) + 1))
-    return out
-
-
 def patient_list(spec: DataSpec) -> list[int]:
-    """The patient numbers of a DataSpec, e.g. "1-3,7" -> [1, 2, 3, 7]."""
-    return _parse_patients(spec.patients, spec.root)
+    """The patient numbers of a DataSpec, e.g. "1-3,7" -> [1, 2, 3, 7] (sorted, each once)."""
+    from mrgen_nnunet.dataset_converters.sources import parse_patients
+
+    wanted = parse_patients(spec.patients, spec.root)
+    if not wanted:
+        raise MRGenError(f"bad patient range {spec.patients!r}", spec.root, "write e.g. '1-20' or '21,22,25'")
+    return sorted(wanted)
 
 
 def _data(d: dict, key: str, base: Path, where: Path) -> DataSpec:

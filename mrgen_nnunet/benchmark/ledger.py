@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mrgen_nnunet.data.io import write_text_atomic
+from mrgen_nnunet.data.nnunet_raw import datasets_with_id
 from mrgen_nnunet.errors import MRGenError
 
 
@@ -47,7 +48,7 @@ class Ledger:
                 return int(self.entries[key]["id"])
             used = {int(e["id"]) for e in self.entries.values() if e.get("id") is not None}
             new = self.first_id
-            while new in used or list(self.raw.glob(f"Dataset{new:03d}_*")):
+            while new in used or datasets_with_id(self.raw, new):
                 new += 1
             if new > 999:
                 raise MRGenError("no free nnU-Net dataset id (<= 999) left", self.path,

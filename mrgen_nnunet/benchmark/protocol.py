@@ -100,12 +100,12 @@ def train_and_test(cfg: BenchmarkConfig, row: str, seed: int, dataset: Path, tes
     latest checkpoint (`nnUNetv2_train --c`). `threads` sets OMP_NUM_THREADS of the training (side-by-side jobs).
     """
     from mrgen_nnunet.evaluation.metrics import evaluate_folder
-    from mrgen_nnunet.trainers.nnunet_run import predict, train
+    from mrgen_nnunet.trainers.nnunet_run import model_folder, predict, train
 
     trainer = row_trainer(ROWS[row], cfg.trainer)
     done = out / "result.json"
     env = seed_environment(env, seed)
-    model = Path(env["nnUNet_results"]) / dataset.name / f"{trainer}__{plans}__2d" / f"fold_{FOLD}"
+    model = model_folder(env["nnUNet_results"], dataset.name, trainer, plans) / f"fold_{FOLD}"
     key_settings = {"dataset": settings, "trainer": trainer, "plans": plans, "fold": FOLD, "seed": seed,
                     "test": cfg.test.patients, "device": cfg.device}
 
@@ -152,7 +152,7 @@ def run_benchmark(cfg: BenchmarkConfig, console=None, jobs: int = 1,
     results, the report paths). Re-running resumes; `force` rebuilds outputs whose settings changed.
     """
     from mrgen_nnunet.benchmark.plans import shared_plans
-    from mrgen_nnunet.trainers.nnunet_run import nnunet_environment
+    from mrgen_nnunet.trainers.nnunet_run import model_folder, nnunet_environment
 
     out = cfg.out
     env = nnunet_environment(out / "nnUNet_raw", out / "nnUNet_preprocessed", out / "nnUNet_results", n_proc_da=0)
@@ -254,8 +254,8 @@ def run_benchmark(cfg: BenchmarkConfig, console=None, jobs: int = 1,
             parts, part_keys = parts_of[seed]
             for row in selftrain:
                 base = ROWS[row].base
-                model = Path(seed_environment(env, seed)["nnUNet_results"]) / datasets[(base, seed)].name / \
-                    f"{row_trainer(ROWS[base], cfg.trainer)}__{plans}__2d"
+                model = model_folder(seed_environment(env, seed)["nnUNet_results"], datasets[(base, seed)].name,
+                                     row_trainer(ROWS[base], cfg.trainer), plans)
                 part_keys["pseudo"] = f"part:pseudo:{base}:seed{seed}"
                 parts["pseudo"] = timed("pseudo-label", build.pseudo, seed, base, model, target, test)
                 second[(row, seed)] = timed("merge", build.row, row, seed, parts, part_keys)

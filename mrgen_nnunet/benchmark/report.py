@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from mrgen_nnunet.benchmark.rows import ROWS
-from mrgen_nnunet.data.io import write_text_atomic
+from mrgen_nnunet.data.io import write_figure, write_text_atomic
 
 
 @dataclass
@@ -140,12 +140,7 @@ def plot(summary: dict, path: Path, title: str) -> Path:
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, ncols=len(keys))
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return write_figure(fig, path, dpi=120)
 
 
 def write_report(results: list[RowResult], out_dir: Path, title: str, notes: str = "") -> dict[str, Path]:

@@ -20,12 +20,9 @@ def resolve_input(value: str, option: str) -> Path:
     if not raw:
         raise MRGenError(f"{value!r} is not a folder and $nnUNet_raw is not set", option,
                          "pass a folder, or set nnUNet_raw to look up a dataset id/name")
-    pattern = f"Dataset{int(value):03d}_*" if value.isdigit() else (value if value.startswith("Dataset") else f"Dataset*_{value}")
-    matches = sorted(p for p in Path(raw).glob(pattern) if p.is_dir())
-    if len(matches) != 1:
-        found = "not found" if not matches else f"ambiguous ({', '.join(m.name for m in matches)})"
-        raise MRGenError(f"dataset {value!r} {found} in $nnUNet_raw={raw}", option, "pass the dataset folder instead")
-    return matches[0]
+    from mrgen_nnunet.data.nnunet_raw import find_dataset
+
+    return find_dataset(raw, value)
 
 
 def evaluate_generator(

@@ -28,7 +28,7 @@ from mrgen_nnunet.cli import (
     trainer_path,
 )
 from mrgen_nnunet.environment import apply_thread_policy
-from mrgen_nnunet.errors import MRGenError, NotReadyError, os_error
+from mrgen_nnunet.errors import MRGenError, os_error
 
 app = typer.Typer(
     name="mrgen-nnunet",
@@ -117,11 +117,6 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except NotReadyError as exc:
-        if debug:
-            raise
-        print(f"mrgen-nnunet: error: {exc}", file=sys.stderr)
-        return 2
     except MRGenError as exc:
         if debug:
             raise

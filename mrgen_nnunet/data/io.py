@@ -15,6 +15,7 @@ import struct
 import tempfile
 import uuid
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,30 +161,49 @@ def write_image(array: np.ndarray, geometry: Geometry, path: str | os.PathLike) 
     image.SetSpacing([float(s) for s in geometry.spacing])
     image.SetOrigin([float(o) for o in geometry.origin])
     image.SetDirection([float(d) for d in geometry.direction])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = atomic_path(path)
     try:
-        sitk.WriteImage(image, str(tmp), useCompression=True)
-        os.replace(tmp, path)
-    except (RuntimeError, OSError) as exc:
-        tmp.unlink(missing_ok=True)
+        return write_atomic(path, lambda tmp: sitk.WriteImage(image, str(tmp), useCompression=True))
+    except RuntimeError as exc:
         raise MRGenError(f"cannot write image: {str(exc).strip().splitlines()[-1]}", path,
                          "check free disk space and write permission") from None
-    return path
 
 
-def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
-    """Write a text file atomically (temp file + rename)."""
+def write_atomic(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
+    """Write `path` all at once: `write(tmp)` fills a hidden temporary sibling with the same suffixes (formats are
+    picked from them), which is then renamed to `path`. The temporary file never stays behind; an OSError becomes
+    a one-line MRGenError. Every atomic write of the package (images, text, bytes, figures) goes through here."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = atomic_path(path)
     try:
-        tmp.write_text(text, encoding="utf-8")
+        write(tmp)
         os.replace(tmp, path)
     except OSError as exc:
+        raise MRGenError(f"cannot write file: {exc.strerror or exc}", path,
+                         "check free disk space and write permission") from None
+    finally:
         tmp.unlink(missing_ok=True)
-        raise MRGenError(f"cannot write file: {exc.strerror}", path, "check free disk space and write permission") from None
     return path
+
+
+def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
+    """Write a UTF-8 text file atomically (temp file + rename)."""
+    return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_bytes_atomic(data: bytes, path: str | os.PathLike) -> Path:
+    """Write bytes atomically (temp file + rename)."""
+    return write_atomic(path, lambda tmp: tmp.write_bytes(data))
+
+
+def write_figure(fig, path: str | os.PathLike, **savefig) -> Path:
+    """Save a matplotlib figure atomically (format from the suffix; `savefig` passed on, e.g. dpi) and close it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        return write_atomic(path, lambda tmp: fig.savefig(tmp, **savefig))
+    finally:
+        plt.close(fig)
 
 
 def slice_geometry(volume: Geometry, index: int) -> Geometry:

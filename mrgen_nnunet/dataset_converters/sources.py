@@ -37,18 +37,18 @@ class VolumeSource:
     load: Callable[[], Volume]
 
 
-def parse_patients(spec: str | None) -> set[int] | None:
-    """`"1-20"`, `"1,3,5-7"` -> {1, ..., 20}; None -> None (all)."""
+def parse_patients(spec: str | None, where: object = "--patients") -> set[int] | None:
+    """`"1-20"`, `"1,3,5-7"` -> {1, ..., 20}; None or blank -> None (all). `where` is named in errors."""
     if spec is None or not spec.strip():
         return None
     wanted: set[int] = set()
     for part in spec.split(","):
         m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
         if not m:
-            raise MRGenError(f"cannot parse patient list {spec!r}", "--patients", "use e.g. 1-20 or 1,3,5-7")
+            raise MRGenError(f"bad patient range {spec!r}", where, "use e.g. 1-20 or 1,3,5-7")
         lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
         if hi < lo:
-            raise MRGenError(f"empty patient range {part.strip()!r}", "--patients", "write the smaller id first")
+            raise MRGenError(f"empty patient range {part.strip()!r}", where, "write the smaller id first")
         wanted.update(range(lo, hi + 1))
     return wanted
 

@@ -13,13 +13,12 @@ Outputs of `evaluate_autoencoder`: `autoencoder_metrics.json`, `autoencoder_metr
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from mrgen_nnunet.data.io import atomic_path, write_text_atomic
+from mrgen_nnunet.data.io import write_figure, write_text_atomic
 from mrgen_nnunet.errors import MRGenError
 from mrgen_nnunet.evaluation.generator_features import (
     build_feature_extractor,
@@ -115,18 +114,6 @@ def clip_similarity(model: torch.nn.Module, tokenizer, real: np.ndarray, synthet
     return result
 
 
-def _save_figure(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    tmp = atomic_path(path)
-    try:
-        fig.savefig(tmp, dpi=100, bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        tmp.unlink(missing_ok=True)
-
-
 def plot_rows(rows: dict[str, np.ndarray], path: Path, columns: int = 8) -> None:
     """A grid PNG: one row per entry, `columns` images each. Each value (B, N, N) in [-1, 1] (or [0, 2] error)."""
     import matplotlib
@@ -143,7 +130,7 @@ def plot_rows(rows: dict[str, np.ndarray], path: Path, columns: int = 8) -> None
             if c < len(images):
                 ax.imshow(images[c], cmap="gray", vmin=-1, vmax=1)
         axes[r][0].set_title(title, fontsize=8, loc="left")
-    _save_figure(fig, path)
+    write_figure(fig, path, dpi=100, bbox_inches="tight")
 
 
 def plot_histograms(stats: dict[str, dict], path: Path) -> None:
@@ -162,7 +149,7 @@ def plot_histograms(stats: dict[str, dict], path: Path) -> None:
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("normalised intensity [-1, 1]", fontsize=8)
         ax.legend(fontsize=7)
-    _save_figure(fig, path)
+    write_figure(fig, path, dpi=100, bbox_inches="tight")
 
 
 def _fmt(v) -> str:

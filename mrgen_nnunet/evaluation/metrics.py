@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mrgen_nnunet.data.io import atomic_path, read_image, write_text_atomic
+from mrgen_nnunet.data.io import read_image, write_figure, write_text_atomic
 from mrgen_nnunet.errors import MRGenError
 from mrgen_nnunet.evaluation.hd95 import hd95
 
@@ -183,7 +183,4 @@ def _plot(summary: dict, path: Path) -> None:
             ax.set_ylim(0, 1)
         ax.tick_params(axis="x", rotation=30)
     fig.tight_layout()
-    tmp = atomic_path(path)
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    write_figure(fig, path, dpi=100)

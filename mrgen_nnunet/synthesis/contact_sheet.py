@@ -8,15 +8,13 @@ line (case, how many candidates were accepted) and a caption of at most 3 lines 
 from __future__ import annotations
 
 import io
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from mrgen_nnunet.data.io import atomic_path
-from mrgen_nnunet.errors import MRGenError
+from mrgen_nnunet.data.io import write_bytes_atomic
 from mrgen_nnunet.filtering.selection import CandidateScores
 
 TILE, GAP, BORDER, FONT_SIZE, LINE = 128, 6, 4, 12, 15
@@ -135,15 +133,3 @@ def stack_rows(row_files: list[Path], out: Path) -> Path | None:
         y += r.height
     return write_bytes_atomic(png_bytes(sheet), out)
 
-
-def write_bytes_atomic(data: bytes, path: Path) -> Path:
-    """Write bytes atomically (temp + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = atomic_path(path)
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise MRGenError(f"cannot write file: {exc.strerror}", path, "check free disk space and write permission") from None
-    return path

@@ -74,13 +74,6 @@ def build_manifest(source: SourceSet, max_tries: int, seed: int) -> list[MaskIte
     return [MaskItem(i, s, tuple(item_seed(seed, s.case, t) for t in range(max_tries))) for i, s in enumerate(slices)]
 
 
-def shard_items(items: list[MaskItem], shard: int, num_shards: int) -> list[MaskItem]:
-    """The items of shard `shard` of `num_shards` (round robin; shards are disjoint and cover all items)."""
-    if not 0 <= shard < num_shards:
-        raise MRGenError(f"shard {shard}/{num_shards} is out of range", "--shard", "use i/n with 0 <= i < n")
-    return [it for it in items if it.index % num_shards == shard]
-
-
 def load_sources(source: str | Path, raw_root: str | Path | None) -> SourceSet:
     """Resolve `source`: an index `.jsonl`, a dataset folder, or a dataset id/name inside `raw_root`."""
     from mrgen_nnunet.data.nnunet_raw import find_dataset

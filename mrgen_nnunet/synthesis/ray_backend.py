@@ -23,11 +23,12 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from mrgen_nnunet.data.nnunet_raw import dataset_folder_name
 from mrgen_nnunet.errors import MRGenError
 from mrgen_nnunet.progress import StepProgress
-from mrgen_nnunet.synthesis.options import SynthesisOptions, SynthesisSummary
+from mrgen_nnunet.synthesis.options import SynthesisOptions, SynthesisSummary, target_names
 from mrgen_nnunet.synthesis.run import synthesize
-from mrgen_nnunet.synthesis.workfolder import PREFIX, assembly_lock
+from mrgen_nnunet.synthesis.workfolder import assembly_lock, work_folder
 
 IDLE_SHARDS = 2**31  # num_shards of the driver's calls; its shard IDLE_SHARDS - 1 owns no manifest chunk
 
@@ -122,9 +123,9 @@ def synthesize_ray(options: SynthesisOptions, workers: int = 1, units_per_worker
 
 
 def _work_folder(options: SynthesisOptions) -> Path:
-    """The hidden work folder the local engine made for this dataset id."""
-    found = sorted(Path(options.out_raw).glob(f"{PREFIX}Dataset{options.out_dataset:03d}_*"))
-    if len(found) != 1:
-        raise MRGenError(f"expected one unfinished synthesis for dataset {options.out_dataset}, found {len(found)}",
-                         options.out_raw, "remove stale .mrgen-partial-* folders of this id")
-    return found[0]
+    """The hidden work folder the local engine made for this dataset."""
+    name, _ = target_names(options.target, options.name)
+    work = work_folder(Path(options.out_raw) / dataset_folder_name(options.out_dataset, name, "--out-dataset"))
+    if not work.is_dir():
+        raise MRGenError("the unfinished synthesis folder is missing", work, "rerun the command")
+    return work

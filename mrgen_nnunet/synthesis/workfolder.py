@@ -24,19 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from mrgen_nnunet.data.io import write_image, write_text_atomic
+from mrgen_nnunet.data.io import write_bytes_atomic, write_image, write_text_atomic
 from mrgen_nnunet.data.nnunet_raw import mrgen_key, process_alive, publish_dataset, write_dataset_json
 from mrgen_nnunet.data.normalize import denormalize_slice
 from mrgen_nnunet.errors import MRGenError
 from mrgen_nnunet.filtering.selection import Thresholds, passes, select
-from mrgen_nnunet.synthesis.contact_sheet import (
-    Candidate,
-    caption,
-    png_bytes,
-    render_row,
-    stack_rows,
-    write_bytes_atomic,
-)
+from mrgen_nnunet.synthesis.contact_sheet import Candidate, caption, png_bytes, render_row, stack_rows
 from mrgen_nnunet.synthesis.manifest import MaskItem
 from mrgen_nnunet.synthesis.options import SynthesisSummary
 from mrgen_nnunet.synthesis.scheduler import Mask

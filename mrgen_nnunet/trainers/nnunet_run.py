@@ -56,19 +56,20 @@ def default_device() -> str:
 
 
 def find_raw_dataset(dataset_id: int | str, env: Mapping[str, str]) -> Path:
-    """The raw folder `DatasetNNN_*` of `dataset_id` (int or full name) that holds a dataset.json."""
-    raw = Path(env["nnUNet_raw"])
-    name = str(dataset_id)
-    matches = [raw / name] if name.startswith("Dataset") else sorted(raw.glob(f"Dataset{int(dataset_id):03d}_*"))
-    matches = [m for m in matches if m.is_dir()]
-    if len(matches) != 1:
-        found = "no" if not matches else f"{len(matches)}"
-        raise MRGenError(f"{found} raw dataset folder(s) for dataset {dataset_id}", raw,
-                         "convert the data first (mrgen-nnunet convert ...) or check nnUNet_raw and the id")
-    if not (matches[0] / "dataset.json").is_file():
-        raise MRGenError("dataset has no dataset.json", matches[0], "write it with mrgen-nnunet convert or "
+    """The raw folder `DatasetNNN_*` of `dataset_id` (id or name, `nnunet_raw.find_dataset`) with a dataset.json."""
+    from mrgen_nnunet.data.nnunet_raw import find_dataset
+
+    folder = find_dataset(env["nnUNet_raw"], dataset_id)
+    if not (folder / "dataset.json").is_file():
+        raise MRGenError("dataset has no dataset.json", folder, "write it with mrgen-nnunet convert or "
                          "nnunetv2.dataset_conversion.generate_dataset_json")
-    return matches[0]
+    return folder
+
+
+def model_folder(results: str | os.PathLike, dataset: str, trainer: str, plans: str = "nnUNetPlans",
+                 configuration: str = "2d") -> Path:
+    """nnU-Net's results folder of a trained model: `results/DatasetNNN_X/{trainer}__{plans}__{configuration}`."""
+    return Path(results) / dataset / f"{trainer}__{plans}__{configuration}"
 
 
 def _executable(name: str, env: Mapping[str, str]) -> str:
@@ -164,7 +165,7 @@ def train(dataset_id: int, trainer: str, fold: int | str, env: Mapping[str, str]
     if not (pre / f"{plans}.json").is_file():
         raise MRGenError(f"dataset {raw.name} is not planned", pre, "run plan_and_preprocess "
                          "(nnUNetv2_plan_and_preprocess) first")
-    out = Path(env["nnUNet_results"]) / raw.name / f"{trainer}__{plans}__{configuration}" / f"fold_{fold}"
+    out = model_folder(env["nnUNet_results"], raw.name, trainer, plans, configuration) / f"fold_{fold}"
     match = re.search(r"_(\d+)epochs", trainer)
     run_nnunet(["nnUNetv2_train", str(int(dataset_id)), configuration, str(fold), "-tr", trainer, "-p", plans,
                 "-device", device, *extra_args],
@@ -185,8 +186,8 @@ def predict(dataset_id: int, input_dir: str | os.PathLike, output_dir: str | os.
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     if not input_dir.is_dir() or not any(input_dir.iterdir()):
         raise MRGenError("no input images to predict", input_dir, "point --input at a folder of CASE_0000.nii.gz")
-    model = Path(env["nnUNet_results"]) / find_raw_dataset(dataset_id, env).name / \
-        f"{trainer}__{plans}__{configuration}" / f"fold_{fold}" / checkpoint
+    model = model_folder(env["nnUNet_results"], find_raw_dataset(dataset_id, env).name, trainer, plans,
+                         configuration) / f"fold_{fold}" / checkpoint
     if not model.is_file():
         raise MRGenError(f"no trained model {checkpoint}", model.parent, "train this trainer/configuration/fold first")
     output_dir.mkdir(parents=True, exist_ok=True)

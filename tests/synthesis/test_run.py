@@ -17,8 +17,9 @@ from synthesis_helpers import LABELS, StandInPipeline, read_json, tree_bytes
 from mrgen_nnunet.data.io import read_image
 from mrgen_nnunet.errors import MRGenError
 from mrgen_nnunet.filtering.backends import NoFilter
-from mrgen_nnunet.synthesis.manifest import build_manifest, item_seed, load_sources, shard_items
+from mrgen_nnunet.synthesis.manifest import build_manifest, item_seed, load_sources
 from mrgen_nnunet.synthesis.run import SynthesisOptions, synthesize
+from mrgen_nnunet.synthesis.scheduler import shard_chunks
 
 
 def options(raw: Path, **kw) -> SynthesisOptions:
@@ -34,10 +35,9 @@ def test_manifest_is_deterministic_and_shards_are_disjoint(source_raw):
     assert len(a) == 6 and a[0].seeds[2] == item_seed(7, a[0].source.case, 2)
     assert build_manifest(src, 4, seed=8)[0].seeds != a[0].seeds
     assert len({s for i in a for s in i.seeds}) == 24  # distinct seeds across cases and tries
-    shards = [shard_items(a, k, 3) for k in range(3)]
-    assert sorted(i.index for s in shards for i in s) == list(range(6))
-    with pytest.raises(MRGenError, match="shard"):
-        shard_items(a, 3, 3)
+    shards = [shard_chunks(a, 2, k, 3) for k in range(3)]  # chunks of 2 consecutive masks, round robin
+    assert [[[i.index for i in c] for c in s] for s in shards] == [[[0, 1]], [[2, 3]], [[4, 5]]]
+    assert [[i.index for i in c] for c in shard_chunks(a, 2, 0, 2)] == [[0, 1], [4, 5]]
 
 
 def test_synthesize_writes_an_nnunet_slice_dataset(source_raw):
