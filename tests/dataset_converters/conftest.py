@@ -1,3 +1,3 @@
 """Fixtures for converter tests (defined in convert_helpers, unique module name)."""
 
-from convert_helpers import chaos_dicom, cli, mrgen_db, msd_prostate  # noqa: F401
+from convert_helpers import chaos_dicom, mrgen_db, msd_prostate  # noqa: F401

@@ -1,4 +1,5 @@
-"""Synthetic miniatures of every source layout, built in tmp_path, a CLI runner and the nnU-Net check (imported by the tests and conftest)."""
+"""Synthetic miniatures of every source layout, built in tmp_path, and the nnU-Net check (imported by the tests and
+conftest; the CLI runner `cli` is the fixtures plugin's)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from mrgen_nnunet.cli.main import main
 from mrgen_nnunet.data.io import keep_locale
 
 
@@ -122,18 +122,6 @@ def mrgen_db(tmp_path) -> Path:
          "region": "Lower Thoracic Region", "organs": "heart"},
         {"image_path": "./radiopaedia/9/1/1.png", "aux_modality": "LGE", "region": "x", "organs": "heart"}]))
     return root
-
-
-@pytest.fixture
-def cli(capsys):
-    """Run `mrgen-nnunet ARGS`; returns (exit code, stderr lines)."""
-
-    def run(*args) -> tuple[int, list[str]]:
-        rc = main([str(a) for a in args])
-        err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-        return rc, err
-
-    return run
 
 
 def verify(folder: Path) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from mrgen_fixtures import LABELS
 
 from mrgen_nnunet.errors import MRGenError
 from mrgen_nnunet.generator.masks import encode_masks
@@ -96,7 +97,7 @@ def test_onehot_stage_two_and_all_target_mix(tiny_generator, synthetic_index, tm
     train_mask(synthetic_index, gen, "LGE Cardiac MRI", "tiny", 32,
                TrainOptions(steps=2, batch_size=2, quiet=True, mask_encoding="onehot", target_mix=1.0))
     pipe = MRGenPipeline.from_pretrained(gen)
-    assert pipe.controlnet.config.conditioning_channels == 3 and pipe.config.mask_encoding == "onehot"
+    assert pipe.controlnet.config.conditioning_channels == len(LABELS) - 1 and pipe.config.mask_encoding == "onehot"
     mask = pipe.encode_masks(np.zeros((1, 32, 32), np.uint8))
     out = pipe("LGE Cardiac MRI", mask, num_inference_steps=2, generator=[torch.Generator().manual_seed(0)])
     assert out.images.shape == (1, 1, 32, 32)

@@ -1,4 +1,5 @@
-"""Shared pieces of the hardening tests: a tiny source slice dataset, a generator index, the CLI runner, hashes."""
+"""Shared pieces of the hardening tests: a tiny source slice dataset and file-tree hashes (the generator index,
+ring phantom and tree_bytes are the fixtures plugin's, re-exported)."""
 
 from __future__ import annotations
 
@@ -6,19 +7,10 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+from mrgen_fixtures import LABELS, make_index, ring, tree_bytes  # noqa: F401 (re-exported from the plugin)
 
 from mrgen_nnunet.data.io import Geometry, write_image
 from mrgen_nnunet.data.nnunet_raw import mrgen_key, write_dataset_json
-from mrgen_nnunet.data.records import SliceRecord, write_index
-
-LABELS = {"background": 0, "myocardium": 1, "left ventricle": 2}
-
-
-def ring(shape, dy=0, dx=0) -> np.ndarray:
-    """(H, W) uint8: left ventricle (2) disc inside a myocardium (1) ring."""
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    r = np.hypot(yy - shape[0] / 2 - dy, xx - shape[1] / 2 - dx)
-    return np.where(r < 5, 2, np.where(r < 9, 1, 0)).astype(np.uint8)
 
 
 def make_source(raw: Path, n_patients: int = 2, slices: int = 2, shape=(36, 40), dataset_id: int = 101) -> Path:
@@ -40,24 +32,6 @@ def make_source(raw: Path, n_patients: int = 2, slices: int = 2, shape=(36, 40),
     return folder
 
 
-def make_index(folder: Path, n: int = 2, size: int = 32) -> Path:
-    """`n` labelled bSSFP and `n` unlabelled LGE slices (size × size) and their index.jsonl."""
-    folder.mkdir(parents=True, exist_ok=True)
-    records = []
-    for k in range(n):
-        label = ring((size, size), k, 0)
-        for prefix, modality, blood in (("bSSFP", "bSSFP Cardiac MRI", 900.0), ("LGE", "LGE Cardiac MRI", 300.0)):
-            image = np.where(label == 2, blood, np.where(label == 1, 150.0, 50.0)).astype(np.float32)
-            write_image(image, Geometry.default(2, (1.25, 1.25)), folder / f"{prefix}{k}.nii.gz")
-            label_file = None
-            if prefix == "bSSFP":
-                write_image(label, Geometry.default(2, (1.25, 1.25)), folder / f"{prefix}{k}_seg.nii.gz")
-                label_file = f"{prefix}{k}_seg.nii.gz"
-            records.append(SliceRecord(f"{prefix}{k}", f"{prefix}/{k}", 0, f"{prefix}{k}.nii.gz", modality, label_file,
-                                       "", "Heart", ["myocardium", "left ventricle"], dict(LABELS), [1.25, 1.25]))
-    return write_index(records, folder / "index.jsonl")
-
-
 def tree_hash(root: Path) -> dict[str, str]:
     """{relative path: sha256} of every file under `root` (symlinks by target; empty folders ignored); {} when absent."""
     if not root.exists():
@@ -72,8 +46,3 @@ def tree_hash(root: Path) -> dict[str, str]:
         elif p.is_file():
             out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
     return out
-
-
-def tree_bytes(folder: Path, skip=("summary.json",)) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.name not in skip}

@@ -708,7 +708,7 @@ def test_bad_input_is_one_line_and_changes_nothing(case, tmp_path, tiny_generato
     args, needle = CASES[case](tmp_path, tiny_generator)
     before = tree_hash(tmp_path)
     try:
-        rc, err, _ = cli(*args)
+        rc, err = cli(*args)
     finally:
         for p in [tmp_path, *tmp_path.rglob("*")]:
             if p.is_dir() and not p.is_symlink():

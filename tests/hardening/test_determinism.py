@@ -10,7 +10,7 @@ def test_two_runs_same_seed_are_byte_identical(tmp_path, tiny_generator, cli):
     for run in ("a", "b"):
         raw = tmp_path / run
         make_source(raw, n_patients=2, slices=1)
-        rc, err, _ = cli("synthesize", "--target", "LGE", "--source", "101", "--generator", tiny_generator,
+        rc, err = cli("synthesize", "--target", "LGE", "--source", "101", "--generator", tiny_generator,
                          "--out-raw", raw, "--out-dataset", 510, "--name", "DET", "--samples-per-mask", 2,
                          "--max-tries", 2, "--batch-size", 2, "--steps", 3, "--filter", "none", "--seed", 3)
         assert rc == 0, err
@@ -20,7 +20,7 @@ def test_two_runs_same_seed_are_byte_identical(tmp_path, tiny_generator, cli):
     # a different seed changes the images (the comparison above can fail)
     raw = tmp_path / "c"
     make_source(raw, n_patients=2, slices=1)
-    rc, err, _ = cli("synthesize", "--target", "LGE", "--source", "101", "--generator", tiny_generator,
+    rc, err = cli("synthesize", "--target", "LGE", "--source", "101", "--generator", tiny_generator,
                      "--out-raw", raw, "--out-dataset", 510, "--name", "DET", "--samples-per-mask", 2,
                      "--max-tries", 2, "--batch-size", 2, "--steps", 3, "--filter", "none", "--seed", 4)
     assert rc == 0, err

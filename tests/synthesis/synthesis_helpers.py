@@ -9,12 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from mrgen_fixtures import LABELS, tree_bytes  # noqa: F401 (re-exported: one copy, in the fixtures plugin)
 
 from mrgen_nnunet.data.io import Geometry, write_image
 from mrgen_nnunet.data.nnunet_raw import mrgen_key, write_dataset_json
-from mrgen_nnunet.data.records import SliceRecord, write_index
-
-LABELS = {"background": 0, "myocardium": 1, "left ventricle": 2}
 
 
 def make_source_dataset(raw: Path, n_patients: int = 3, slices: int = 2, shape=(40, 48)) -> Path:
@@ -71,28 +69,5 @@ class StandInPipeline:
         return StandInOutput(images=images, latents=noise)
 
 
-def tree_bytes(folder: Path, skip=("summary.json",)) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.name not in skip}
-
-
 def read_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
-
-
-def make_index(folder: Path) -> Path:
-    """2 labelled bSSFP slices and 2 unlabelled LGE slices (40×40) for the generator's three stages."""
-    records = []
-    yy, xx = np.mgrid[:40, :40]
-    for k in range(2):
-        label = np.where(np.hypot(yy - 20 - k, xx - 20) < 6, 2, np.where(np.hypot(yy - 20 - k, xx - 20) < 10, 1, 0))
-        for prefix, modality, blood in (("bSSFP", "bSSFP Cardiac MRI", 900.0), ("LGE", "LGE Cardiac MRI", 300.0)):
-            image = np.where(label == 2, blood, np.where(label == 1, 150.0, 50.0)).astype(np.float32)
-            write_image(image, Geometry.default(2, (1.25, 1.25)), folder / f"{prefix}{k}.nii.gz")
-            label_file = None
-            if prefix == "bSSFP":
-                write_image(label.astype(np.uint8), Geometry.default(2, (1.25, 1.25)), folder / f"{prefix}{k}_seg.nii.gz")
-                label_file = f"{prefix}{k}_seg.nii.gz"
-            records.append(SliceRecord(f"{prefix}{k}", f"{prefix}/{k}", 0, f"{prefix}{k}.nii.gz", modality, label_file,
-                                       "", "Heart", ["myocardium", "left ventricle"], dict(LABELS), [1.25, 1.25]))
-    return write_index(records, folder / "index.jsonl")

@@ -123,7 +123,7 @@ def test_changed_options_refuse_resume_without_force(source_raw):
 
 RUNNER = """
 import sys, time
-sys.path.insert(0, {tests!r})
+sys.path[:0] = [{tests!r}, {tests_root!r}]  # synthesis_helpers, and the fixtures plugin it imports
 from synthesis_helpers import StandInPipeline
 from mrgen_nnunet.filtering.backends import NoFilter
 from mrgen_nnunet.synthesis.run import SynthesisOptions, synthesize
@@ -140,7 +140,8 @@ synthesize(o, pipeline=Slow(), filter_backend=NoFilter())
 
 
 def run_script(raw: Path, delay: float) -> subprocess.Popen:
-    code = RUNNER.format(tests=str(Path(__file__).parent), raw=str(raw), delay=delay)
+    code = RUNNER.format(tests=str(Path(__file__).parent), tests_root=str(Path(__file__).parents[1]), raw=str(raw),
+                         delay=delay)
     return subprocess.Popen([sys.executable, "-c", code], env=dict(os.environ, OMP_NUM_THREADS="1"))
 
 
