@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from mrgen_nnunet.data.io import atomic_path
+from mrgen_nnunet.data.io import write_atomic, write_figure
 
 
 def save_grid(images: torch.Tensor, path: Path, nrow: int = 4) -> Path:
@@ -22,11 +21,7 @@ def save_grid(images: torch.Tensor, path: Path, nrow: int = 4) -> Path:
     for i in range(b):
         r, c = divmod(i, nrow)
         grid[r * n:(r + 1) * n, c * n:(c + 1) * n] = x[i]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = atomic_path(path)
-    Image.fromarray(grid).save(tmp, format="PNG")
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, lambda tmp: Image.fromarray(grid).save(tmp, format="PNG"))
 
 
 def save_loss_plot(csv: Path, path: Path, window: int = 50) -> Path:
@@ -45,8 +40,4 @@ def save_loss_plot(csv: Path, path: Path, window: int = 50) -> Path:
     ax.set(xlabel="step", ylabel="loss", yscale="log", title=csv.stem)
     ax.legend()
     fig.tight_layout()
-    tmp = atomic_path(path)
-    fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return write_figure(fig, path, dpi=100)
