@@ -51,13 +51,19 @@ class TrainOptions:
     quiet: bool = False  # no progress bar
 
 
-def save_model(model, folder: Path) -> None:
-    """`save_pretrained` (safetensors) into a temporary sibling, then swap it in."""
+def _write_folder(folder: Path, fill) -> None:
+    """`fill(tmp)` writes a temporary sibling folder (a stale one from a killed run is cleared), then it is swapped
+    in for `folder`: a kill leaves the old folder or the new one, never half of one."""
     tmp = folder.with_name(folder.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
-    model.save_pretrained(str(tmp), safe_serialization=True)
+    fill(tmp)
     replace_dir(tmp, folder)
+
+
+def save_model(model, folder: Path) -> None:
+    """`save_pretrained` (safetensors) into `folder`, atomically."""
+    _write_folder(folder, lambda tmp: model.save_pretrained(str(tmp), safe_serialization=True))
 
 
 def _accelerator(out_dir: Path, opts: TrainOptions):
@@ -104,23 +110,21 @@ def _resume(out_dir: Path, stage: str, state: dict, model, optimizer, ema) -> in
 
 
 def _checkpoint(out_dir: Path, stage: str, state: dict, step: int, model, optimizer, ema) -> None:
-    folder = out_dir / "checkpoints" / stage / f"step_{step}"
-    tmp = folder.with_name(folder.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    model.save_pretrained(str(tmp / "model"), safe_serialization=True)
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    if ema is not None:
-        torch.save(ema.state_dict(), tmp / "ema.pt")
-    (tmp / "state.json").write_text(json.dumps(dict(state, step=step), indent=2), encoding="utf-8")
-    replace_dir(tmp, folder)
+    def fill(tmp: Path) -> None:
+        model.save_pretrained(str(tmp / "model"), safe_serialization=True)
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        if ema is not None:
+            torch.save(ema.state_dict(), tmp / "ema.pt")
+        (tmp / "state.json").write_text(json.dumps(dict(state, step=step), indent=2), encoding="utf-8")
+
+    _write_folder(out_dir / "checkpoints" / stage / f"step_{step}", fill)
 
 
 def _ema(model, decay: float):
     """diffusers' EMAModel over the trainable parameters (warm-up: decay min(decay, (1+t)/(10+t)))."""
     from diffusers.training_utils import EMAModel
 
-    return EMAModel([p for p in model.parameters() if p.requires_grad], decay=decay)
+    return EMAModel(_trainable(model), decay=decay)
 
 
 def _trainable(model) -> list[torch.nn.Parameter]:
