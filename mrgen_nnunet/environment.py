@@ -57,9 +57,12 @@ def apply_thread_policy() -> None:
       the machine's core count) unless the user set it. torch takes its thread count from it when imported, and
       child processes inherit it (`nnUNetTrainerMRGen*` sets torch to it inside `nnUNetv2_train`).
 
-    Variables the user set are kept as they are. When torch is already imported (a caller embedding the CLI), its
+    Variables the user set are kept as they are; `MRGEN_THREAD_POLICY=off` leaves the environment alone (the
+    "before" rows of benchmarks/demo_wall_time.py). When torch is already imported (a caller embedding the CLI), its
     thread count is set directly.
     """
+    if os.environ.get("MRGEN_THREAD_POLICY", "").strip().lower() == "off":
+        return
     defaults = {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": str(_cpus())}
     for key, value in defaults.items():
         if not os.environ.get(key, "").strip():

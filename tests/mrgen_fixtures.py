@@ -5,19 +5,25 @@
   test uses this one; a test that changes it works on a copy).
 - `make_index` / `synthetic_index`: a two-sequence generator index (labelled bSSFP rings, unlabelled LGE rings).
 - `write_tiny_dataset` / `tiny_dataset_writer`: a tiny nnU-Net slice dataset with an easy label, for nnU-Net runs.
+- `make_source_dataset`: a labelled bSSFP slice dataset of rings (the source of every synthesis test);
+  `StandInPipeline`: a GeneratorPipeline whose sample depends only on its seed (no model).
 - `cli`: `mrgen-nnunet ARGS` in-process -> (exit code, stderr lines); `tree_bytes` for byte-identity checks.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from mrgen_nnunet.data.io import Geometry, write_image
+from mrgen_nnunet.data.nnunet_raw import mrgen_key, write_dataset_json
 from mrgen_nnunet.data.records import SliceRecord, write_index
+from mrgen_nnunet.generator.folder import GeneratorConfig
 
 LABELS = {"background": 0, "myocardium": 1, "left ventricle": 2}
 TINY_STEPS = 3  # training steps per stage of the session's tiny generator
@@ -67,6 +73,56 @@ def tiny_generator(tmp_path_factory) -> Path:
     train_generator(make_index(root / "index"), root / "gen", preset="tiny", target_modality="LGE",
                     steps=TINY_STEPS, resolution=32, options=TrainOptions(batch_size=2, quiet=True, seed=0))
     return root / "gen"
+
+
+def make_source_dataset(raw: Path, n_patients: int = 3, slices: int = 2, shape=(40, 48), dataset_id: int = 101,
+                        empty_first: bool = True) -> Path:
+    """DatasetNNN_SRC: `n_patients * slices` labelled 2D bSSFP slices (H, W) = shape, float32 ~100..600: a left
+    ventricle disc (2) in a myocardium ring (1), growing with the patient, shifted with the slice; with
+    `empty_first` the first slice of patient 1 has no foreground (synthesis skips it)."""
+    folder = raw / f"Dataset{dataset_id:03d}_SRC"
+    patients = {}
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    rng = np.random.default_rng(0)
+    for p in range(1, n_patients + 1):
+        for z in range(slices):
+            case = f"bSSFP{p:03d}_z{z:03d}"
+            r = np.hypot(yy - shape[0] / 2 - z, xx - shape[1] / 2 + p)
+            label = np.where(r < 6 + p, 2, np.where(r < 10 + p, 1, 0)).astype(np.uint8)
+            if empty_first and p == 1 and z == 0:
+                label[:] = 0
+            image = (100 + 500 * (label == 2) + 200 * (label == 1) + 20 * rng.standard_normal(shape)).astype(np.float32)
+            geom = Geometry((1.25, 1.4), (10.0 * p, -5.0 + z), (1.0, 0.0, 0.0, 1.0))
+            write_image(image, geom, folder / "imagesTr" / f"{case}_0000.nii.gz")
+            write_image(label, geom, folder / "labelsTr" / f"{case}.nii.gz")
+            patients[case] = f"bSSFP/{p:03d}"
+    write_dataset_json(folder, LABELS, {"0": "bSSFP"}, len(patients),
+                       {"mrgen": mrgen_key("bSSFP Cardiac MRI", "slices", patients)})
+    return folder
+
+
+@dataclass
+class StandInOutput:
+    images: torch.Tensor
+    latents: torch.Tensor
+
+
+class StandInPipeline:
+    """A GeneratorPipeline (generator/protocol.py) without a model: image = mask-shaped contrast + seed noise, so a
+    sample depends only on its seed; `calls` records (prompts, mask shape, steps, scheduler) of every call."""
+
+    def __init__(self):
+        self.config = GeneratorConfig(resolution=32, labels=dict(LABELS))
+        self.calls = []
+
+    def encode_masks(self, label_maps: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(label_maps.astype(np.float32) / 2.0 * 2 - 1)[:, None]
+
+    def __call__(self, prompt, mask, num_inference_steps=50, guidance_scale=7.0, generator=None, scheduler="ddim"):
+        self.calls.append((list(prompt), tuple(mask.shape), num_inference_steps, scheduler))
+        noise = torch.stack([torch.randn(mask.shape[1:], generator=g) for g in generator])
+        images = (0.5 * mask + 0.3 * noise).clamp(-1, 1)
+        return StandInOutput(images=images, latents=noise)
 
 
 def square_case(rng: np.random.Generator, shape: tuple[int, ...], bright: float) -> tuple[np.ndarray, np.ndarray]:

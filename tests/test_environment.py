@@ -82,6 +82,8 @@ def test_program_sets_the_thread_policy_before_torch():
                                        "  OMP_WAIT_POLICY: PASSIVE (mrgen-nnunet's thread policy)"]
     assert _program_env({**base, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "ACTIVE"}) == [
         f"  cpus available: {len(allowed)}", "  torch threads: 1", "  OMP_NUM_THREADS: 1", "  OMP_WAIT_POLICY: ACTIVE"]
+    off = _program_env({**base, "MRGEN_THREAD_POLICY": "off"}, one)  # the "before" of benchmarks/demo_wall_time.py
+    assert off[2:] == ["  OMP_NUM_THREADS: not set", "  OMP_WAIT_POLICY: not set"]
 
 
 def test_in_process_main_leaves_the_environment_alone(monkeypatch, capsys):

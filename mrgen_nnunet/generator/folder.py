@@ -19,7 +19,7 @@ PROMPT_TEMPLATE = "{modality}, {attributes}, {region}, {organs}"
 
 @dataclass
 class GeneratorConfig:
-    """What a sampler needs besides weights. Readable as attributes or as `config["resolution"]`."""
+    """What a sampler needs besides weights (`mrgen_generator.json`); every generator pipeline's `.config`."""
 
     resolution: int
     labels: dict[str, int]  # label map name -> value, background 0 included
@@ -32,9 +32,7 @@ class GeneratorConfig:
     source_modality: str = ""
     target_modality: str = ""
     normalisation: str = "per-slice min-max to [-1, 1], zero-pad to square, resize"
-
-    def __getitem__(self, key: str):
-        return getattr(self, key)
+    family: str = "mrgen"  # the loader in generator/protocol.FAMILIES that reads this folder
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -37,8 +37,8 @@ def build_components(options: SynthesisOptions):
     """(generator pipeline, filter backend) from the options' folders, on `options.device`, with the profile's
     speed settings applied (what `synthesize` does when it gets none)."""
     from mrgen_nnunet.filtering.backends import build_filter, filter_settings
+    from mrgen_nnunet.generator.protocol import load_generator
     from mrgen_nnunet.synthesis.profiles import prepare_pipeline, resolve_profile
-    from mrgen_nnunet.synthesis.run import load_generator
 
     o = resolve_profile(options)
     pipe = load_generator(o.generator, o.controlnet, o.device)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from mrgen_nnunet.data.nnunet_raw import dataset_folder_name, refuse_existing
 from mrgen_nnunet.errors import MRGenError
+from mrgen_nnunet.generator.protocol import check_pipeline, load_generator
 from mrgen_nnunet.progress import StepProgress
 from mrgen_nnunet.synthesis import workfolder
 from mrgen_nnunet.synthesis.manifest import MaskItem, build_manifest, load_sources
@@ -29,20 +30,6 @@ from mrgen_nnunet.synthesis.options import SynthesisOptions, SynthesisSummary, t
 from mrgen_nnunet.synthesis.scheduler import finished_chunks, shard_chunks
 
 __all__ = ["SynthesisOptions", "SynthesisSummary", "load_generator", "synthesize"]
-
-
-def _cfg(pipe, key: str, default=None):
-    config = pipe.config
-    return config.get(key, default) if isinstance(config, dict) else getattr(config, key, default)
-
-
-def load_generator(path: str, controlnet: str | None, device: str):
-    """The generator pipeline of contract §3 (`MRGenPipeline.from_pretrained`)."""
-    from mrgen_nnunet.generator.pipeline import MRGenPipeline
-
-    if not Path(path).is_dir():
-        raise MRGenError("generator folder not found", path, "train one with `mrgen-nnunet train` or pass its folder")
-    return MRGenPipeline.from_pretrained(path, controlnet=controlnet, device=device)
 
 
 def synthesize(options: SynthesisOptions, pipeline=None, filter_backend=None) -> SynthesisSummary:
@@ -67,12 +54,13 @@ def synthesize(options: SynthesisOptions, pipeline=None, filter_backend=None) ->
     if pipe is None:
         pipe = load_generator(o.generator, o.controlnet, o.device)
         prepare_pipeline(pipe, o.device, o.mixed_precision, o.compile)
-    gen_labels = {k: int(v) for k, v in (_cfg(pipe, "labels") or {}).items()}
+    config = check_pipeline(pipe, o.generator).config
+    gen_labels = {k: int(v) for k, v in config.labels.items()}
     if gen_labels != source.labels:
         raise MRGenError(f"generator labels {gen_labels} and source labels {source.labels} disagree", o.generator,
                          "use a generator trained on this label map (mrgen_generator.json 'labels')")
     table = load_modality_table()  # built-in keys and aliases, with the generator's own entries over them
-    for key, entry in (_cfg(pipe, "modalities") or {}).items():
+    for key, entry in config.modalities.items():
         table[key] = {"region": "", **table.get(key, {"aliases": []}), **entry}
     modality = resolve_modality(o.target, table)
     if filter_backend is None:
@@ -86,7 +74,7 @@ def synthesize(options: SynthesisOptions, pipeline=None, filter_backend=None) ->
     items = build_manifest(source, o.max_tries, o.seed)
     work = workfolder.work_folder(final)
     workfolder.prepare(work, o.fingerprint(), o.force)
-    generator_id = str(_cfg(pipe, "id", None) or Path(o.generator).name)
+    generator_id = Path(o.generator).name
     todo = [c for c in shard_chunks(items, o.masks_per_batch, o.shard, o.num_shards)
             if not workfolder.all_done(work, c)]
     _run_chunks(todo, pipe, filter_backend, source.labels, modality, o, work, generator_id)
@@ -108,7 +96,7 @@ def _run_chunks(chunks: list[list[MaskItem]], pipe, filt, labels: dict[str, int]
     done = accepted = candidates = 0
     mark = time.perf_counter()
     with StepProgress("synthesize", sum(len(c) for c in chunks), quiet=not o.progress, unit="mask") as bar:
-        for masks in finished_chunks(chunks, pipe, filt, labels, modality, int(_cfg(pipe, "resolution")), o):
+        for masks in finished_chunks(chunks, pipe, filt, labels, modality, pipe.config.resolution, o):
             records = workfolder.write_chunk(masks, work, generator_id, mark, o.thresholds, o.samples_per_mask,
                                              o.relax, o.relax_keep)
             mark = time.perf_counter()

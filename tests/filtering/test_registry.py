@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import json
 
 import pytest
+from mrgen_fixtures import StandInPipeline, make_source_dataset
 
 from mrgen_nnunet.errors import MRGenError
 from mrgen_nnunet.filtering import backends
 from mrgen_nnunet.filtering.backends import FilterBackend, FilterSettings, NoFilter, build_filter
 from mrgen_nnunet.filtering.selection import CandidateScores, OrganScore
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "synthesis"))
-from synthesis_helpers import StandInPipeline, make_source_dataset, read_json  # noqa: E402
 
 
 class HalfFilter:
@@ -54,7 +51,7 @@ def test_registered_filter_runs_in_the_engine(tmp_path, half_filter):
                          progress=False)
     summary = synthesize(o, pipeline=StandInPipeline())
     assert summary.complete and summary.accepted == 3
-    assert read_json(raw / "Dataset510_H" / "summary.json")["settings"]["filter_id"] == "half-v1"
+    assert json.loads((raw / "Dataset510_H" / "summary.json").read_text())["settings"]["filter_id"] == "half-v1"
 
 
 def test_registry_builds_by_name_and_refuses_unknown_or_incomplete(monkeypatch):

@@ -29,7 +29,7 @@ def test_all_stages_leave_a_complete_folder_with_finite_losses(generator_dir):
 
 def test_save_load_sample_same_seed_same_output(generator_dir):
     pipe = MRGenPipeline.from_pretrained(generator_dir)
-    assert pipe.config.resolution == 32 and pipe.config["target_modality"] == "LGE Cardiac MRI"
+    assert pipe.config.resolution == 32 and pipe.config.target_modality == "LGE Cardiac MRI"
     maps = np.zeros((2, 32, 32), np.uint8)
     maps[:, 8:20, 8:20] = 2
     maps[1, 10:14, 10:14] = 1

@@ -92,6 +92,10 @@ def test_refuses_existing_dataset_and_bad_inputs(source_raw):
     other.config.labels = {"background": 0, "liver": 1}
     with pytest.raises(MRGenError, match="disagree"):
         synthesize(options(source_raw, out_dataset=502), pipeline=other, filter_backend=NoFilter())
+    other.config = vars(other.config)  # a dict is not a GeneratorConfig: no dict-or-object reads in the engine
+    with pytest.raises(MRGenError, match="not a generator pipeline"):
+        synthesize(options(source_raw, out_dataset=502), pipeline=other, filter_backend=NoFilter())
+    assert not (source_raw / "Dataset502_SYN").exists()
     with pytest.raises(MRGenError, match="unknown modality"):
         synthesize(options(source_raw, out_dataset=502, target="PET"), pipeline=StandInPipeline(),
                    filter_backend=NoFilter())

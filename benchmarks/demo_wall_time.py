@@ -1,0 +1,103 @@
+"""Wall time of `mrgen-nnunet demo` on a quiet machine and beside one CPU-bound job, with and without the thread
+policy (issue 19; `mrgen_nnunet/environment.apply_thread_policy`).
+
+Four runs of the real demo from the same installed .venv, each into a fresh folder, in this order:
+policy off quiet, policy on quiet, policy off beside a busy job, policy on beside a busy job ("off" =
+`MRGEN_THREAD_POLICY=off` with no `OMP_*` variables set: what the tool did before the policy; "on" = the
+default). The busy job is one process spinning a 1-thread float32 matmul loop (a CPU-bound neighbour such as
+another user's training), started before the demo and killed after it. Per run: wall time, and the wall time of
+each demo stage read from the demo's own progress lines. A run past `--limit-minutes` is stopped and reported as
+stopped at that time (a lower bound). Run it on a machine with nothing else running:
+
+    .venv/bin/python benchmarks/demo_wall_time.py --out benchmarks/results/demo_wall_time
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RUNS = [("off", "quiet"), ("on", "quiet"), ("off", "beside 1 busy job"), ("on", "beside 1 busy job")]
+BUSY = ("import os, torch\nos.nice(0)\ntorch.set_num_threads(1)\na = torch.randn(512, 512)\n"
+        "while True:\n    a = torch.tanh(a @ a)\n")
+
+
+def clean_env(policy: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "MKL_", "nnUNet_"))}
+    env["MRGEN_THREAD_POLICY"] = policy
+    return env
+
+
+def run_demo(policy: str, busy: bool, limit_s: float, keep: Path) -> dict:
+    mrgen = Path(sys.executable).with_name("mrgen-nnunet")
+    with tempfile.TemporaryDirectory(prefix="demo_wall_") as tmp:
+        neighbour = subprocess.Popen([sys.executable, "-c", BUSY], env=clean_env("on")) if busy else None
+        if neighbour:
+            time.sleep(3)  # let it import torch and start spinning
+        start = time.perf_counter()
+        log = keep.with_suffix(".log")
+        with log.open("w") as out:
+            proc = subprocess.Popen([str(mrgen), "demo", "--out", str(Path(tmp) / "demo")], env=clean_env(policy),
+                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            try:
+                rc = proc.wait(timeout=limit_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                rc = None
+        wall = time.perf_counter() - start
+        if neighbour:
+            neighbour.kill()
+            neighbour.wait()
+        sheet = Path(tmp) / "demo"
+        for png in sorted(sheet.rglob("contact_sheet.png"))[:1]:
+            shutil.copy(png, keep.with_name(keep.name + "_contact_sheet.png"))
+    text = log.read_text(errors="replace")
+    return {"policy": policy, "load": "beside 1 busy job" if busy else "quiet", "returncode": rc,
+            "stopped_at_limit": rc is None, "wall_s": round(wall, 1), "stages": stage_times(text), "log": log.name}
+
+
+def stage_times(text: str) -> dict[str, str]:
+    """The last elapsed stamp `[h:mm:ss]` printed with each demo stage name (the demo's own progress lines)."""
+    stages = {}
+    for stamp, line in re.findall(r"\[(\d+:\d\d:\d\d)\] (.*)", text):
+        stages[line.split(":")[0].strip()[:60]] = stamp
+    return stages
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "demo_wall_time")
+    ap.add_argument("--limit-minutes", type=float, default=25.0)
+    ap.add_argument("--runs", default="0,1,2,3", help="which of the four runs (indices), e.g. 0,1")
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    result_file = args.out / "demo_wall_time.json"
+    results = json.loads(result_file.read_text()) if result_file.exists() else {"runs": []}
+    results.update(machine=f"{platform.node()} {os.cpu_count()} CPUs", python=platform.python_version(),
+                   command=" ".join(["benchmarks/demo_wall_time.py", *sys.argv[1:]]))
+    for i in (int(k) for k in args.runs.split(",")):
+        policy, load = RUNS[i]
+        keep = args.out / f"run{i}_{policy}_{load.split()[0]}"
+        print(f"run {i}: policy {policy}, {load} ...", flush=True)
+        row = run_demo(policy, load != "quiet", args.limit_minutes * 60, keep)
+        row["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+        results["runs"] = [r for r in results["runs"] if (r["policy"], r["load"]) != (policy, load)] + [row]
+        result_file.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"  {row['wall_s'] / 60:.1f} min{' (stopped at the limit)' if row['stopped_at_limit'] else ''}",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
