@@ -31,6 +31,9 @@ RESUME = typer.Option(False, "--resume", help="Continue from the newest checkpoi
 GC = typer.Option(False, "--gradient-checkpointing")
 CPU = typer.Option(False, "--cpu", help="Train on CPU even when a GPU is present.")
 MINUTES = typer.Option(None, "--minutes", help="Wall-time budget: stop after this many minutes even before --steps.")
+KEEP = typer.Option(None, "--keep", help="last | best: save the last step's weights, or the checkpoint with the "
+                    "lowest loss on held-out patients (needs --checkpoint-every).")
+HOLDOUT = typer.Option(None, "--holdout", help="With --keep best: fraction of patients held out (default 0.1).")
 EMA = typer.Option(None, "--ema-decay",
                    help="EMA of the weights (saved and sampled from); default 0.999 for text/mask, 0 (off) for the autoencoder.")
 
@@ -74,14 +77,16 @@ def _check(values: dict, where) -> None:
         between(values.get(key), 0.0, 1.0, where(key))
     one_of(values.get("mixed_precision"), ("no", "fp16", "bf16"), where("mixed_precision"))
     one_of(values.get("mask_encoding"), ("weighted", "onehot"), where("mask_encoding"))
+    one_of(values.get("keep"), ("last", "best"), where("keep"))
+    between(values.get("holdout"), 0.01, 0.9, where("holdout"))
 
 
 def _common(config, steps, batch_size, lr, grad_accum, mixed_precision, seed, checkpoint_every, validate_every,
-            resume, gradient_checkpointing, cpu, minutes, ema_decay, **more):
+            resume, gradient_checkpointing, cpu, minutes, ema_decay, keep, holdout, **more):
     return _options(config, steps=steps, batch_size=batch_size, lr=lr, grad_accum=grad_accum,
                     mixed_precision=mixed_precision, seed=seed, checkpoint_every=checkpoint_every,
                     validate_every=validate_every, resume=resume, gradient_checkpointing=gradient_checkpointing,
-                    cpu=cpu, minutes=minutes, ema_decay=ema_decay, **more)
+                    cpu=cpu, minutes=minutes, ema_decay=ema_decay, keep=keep, holdout=holdout, **more)
 
 
 @app.command("autoencoder")
@@ -89,12 +94,13 @@ def autoencoder(index: Path = INDEX, out: Path = OUT, preset: str = PRESET, reso
                 config: Path = CONFIG, steps: int = STEPS, batch_size: int = BATCH, lr: float = LR,
                 grad_accum: int = ACCUM, mixed_precision: str = MP, seed: int = SEED, checkpoint_every: int = CKPT,
                 validate_every: int = VAL, resume: bool = RESUME, gradient_checkpointing: bool = GC,
-                cpu: bool = CPU, minutes: float = MINUTES, ema_decay: float = EMA) -> None:
+                cpu: bool = CPU, minutes: float = MINUTES, ema_decay: float = EMA, keep: str = KEEP,
+                holdout: float = HOLDOUT) -> None:
     """Train the VAE (MSE + 1e-4 KL) -> OUT/vae."""
     from mrgen_nnunet.generator.train import train_autoencoder
 
     opts, extra = _common(config, steps, batch_size, lr, grad_accum, mixed_precision, seed, checkpoint_every,
-                          validate_every, resume, gradient_checkpointing, cpu, minutes, ema_decay)
+                          validate_every, resume, gradient_checkpointing, cpu, minutes, ema_decay, keep, holdout)
     print(train_autoencoder(index, out, extra.get("preset", preset), extra.get("resolution", resolution), opts))
 
 
@@ -103,13 +109,13 @@ def text(index: Path = INDEX, out: Path = OUT, preset: str = PRESET, resolution:
          config: Path = CONFIG, steps: int = STEPS, batch_size: int = BATCH, lr: float = LR,
          grad_accum: int = ACCUM, mixed_precision: str = MP, seed: int = SEED, checkpoint_every: int = CKPT,
          validate_every: int = VAL, resume: bool = RESUME, gradient_checkpointing: bool = GC,
-         cpu: bool = CPU, minutes: float = MINUTES, ema_decay: float = EMA,
-         prompt_dropout: float = typer.Option(None, "--prompt-dropout")) -> None:
+         cpu: bool = CPU, minutes: float = MINUTES, ema_decay: float = EMA, keep: str = KEEP,
+         holdout: float = HOLDOUT, prompt_dropout: float = typer.Option(None, "--prompt-dropout")) -> None:
     """Stage 1: text-conditioned latent diffusion UNet -> OUT/unet (needs OUT/vae)."""
     from mrgen_nnunet.generator.train import train_text
 
     opts, extra = _common(config, steps, batch_size, lr, grad_accum, mixed_precision, seed, checkpoint_every,
-                          validate_every, resume, gradient_checkpointing, cpu, minutes, ema_decay,
+                          validate_every, resume, gradient_checkpointing, cpu, minutes, ema_decay, keep, holdout,
                           prompt_dropout=prompt_dropout)
     print(train_text(index, out, extra.get("preset", preset), extra.get("resolution", resolution), opts))
 
@@ -120,13 +126,15 @@ def mask(index: Path = INDEX, out: Path = OUT, target: str = typer.Option(None, 
          batch_size: int = BATCH, lr: float = LR, grad_accum: int = ACCUM, mixed_precision: str = MP,
          seed: int = SEED, checkpoint_every: int = CKPT, validate_every: int = VAL, resume: bool = RESUME,
          gradient_checkpointing: bool = GC, cpu: bool = CPU, minutes: float = MINUTES, ema_decay: float = EMA,
+         keep: str = KEEP, holdout: float = HOLDOUT,
          target_mix: float = typer.Option(None, "--target-mix", help="Fraction of unlabeled target slices."),
          mask_encoding: str = typer.Option(None, "--mask-encoding", help="weighted | onehot")) -> None:
     """Stage 2: mask ControlNet from the stage-1 UNet -> OUT/controlnet (needs OUT/vae, OUT/unet)."""
     from mrgen_nnunet.generator.train import train_mask
 
     opts, extra = _common(config, steps, batch_size, lr, grad_accum, mixed_precision, seed, checkpoint_every,
-                          validate_every, resume, gradient_checkpointing, cpu, minutes, ema_decay, target_mix=target_mix,
+                          validate_every, resume, gradient_checkpointing, cpu, minutes, ema_decay, keep, holdout,
+                          target_mix=target_mix,
                           mask_encoding=mask_encoding)
     target = target or extra.get("target")
     if not target:

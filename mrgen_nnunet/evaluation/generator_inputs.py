@@ -36,7 +36,7 @@ class EvalSlice:
 
 
 @dataclass
-class SliceSet:
+class EvalSliceSet:
     """All slices of one input plus its label names (name -> value, background included; {} without labels)."""
 
     source: Path
@@ -93,7 +93,7 @@ def _pairs_from_folder(folder: Path) -> list[tuple[Path, Path | None]]:
     return pairs
 
 
-def load_slice_set(path: str | Path, resolution: int, max_slices: int | None = None, seed: int = 0) -> SliceSet:
+def load_eval_slices(path: str | Path, resolution: int, max_slices: int | None = None, seed: int = 0) -> EvalSliceSet:
     """Read every usable axial slice of `path` (folder or nnU-Net raw dataset), normalised to (N, N) in [-1, 1].
 
     `max_slices` keeps a random subset (fixed `seed`) so large sets stay cheap. Labels are kept only when every
@@ -140,4 +140,4 @@ def load_slice_set(path: str | Path, resolution: int, max_slices: int | None = N
     if use_labels and not labels:
         values = sorted({int(v) for s in slices for v in np.unique(s.label)} - {0})
         labels = {"background": 0, **{f"label_{v}": v for v in values}}
-    return SliceSet(folder, slices, labels if use_labels else {})
+    return EvalSliceSet(folder, slices, labels if use_labels else {})

@@ -25,7 +25,7 @@ from mrgen_nnunet.evaluation.generator_features import (
     clip_image_features,
     load_biomedclip,
 )
-from mrgen_nnunet.evaluation.generator_inputs import SliceSet, load_slice_set
+from mrgen_nnunet.evaluation.generator_inputs import EvalSliceSet, load_eval_slices
 
 RANDOM_CAVEAT = ("RANDOM-INITIALISED feature extractor (no --weights): the Fréchet distance only ranks runs made "
                  "with the same extractor and seed; it is not comparable to published FID values")
@@ -67,7 +67,7 @@ def frechet_distance(real: np.ndarray, synthetic: np.ndarray, extractor: torch.n
         return float(fid.compute())
 
 
-def intensity_statistics(real: SliceSet, synthetic: SliceSet) -> dict[str, dict]:
+def intensity_statistics(real: EvalSliceSet, synthetic: EvalSliceSet) -> dict[str, dict]:
     """Per label (background included): intensity mean/std/count inside the mask for both sets, the 1-D
     Wasserstein distance between the two intensity distributions, and HIST_BINS-bin densities on [-1, 1].
     Needs labels in both sets. Labels are matched by value; a name comes from the real set unless that one is a
@@ -192,8 +192,8 @@ def evaluate_generator(real: str | Path, synthetic: str | Path, out_dir: str | P
     Returns the result dict written to generator_metrics.json.
     """
     out_dir = Path(out_dir)
-    real_set = load_slice_set(real, resolution, max_slices, seed)
-    synthetic_set = load_slice_set(synthetic, resolution, max_slices, seed)
+    real_set = load_eval_slices(real, resolution, max_slices, seed)
+    synthetic_set = load_eval_slices(synthetic, resolution, max_slices, seed)
     extractor, random_weights = build_feature_extractor(features, weights, seed, dims)
     clip_model = load_biomedclip(clip_weights) if clip_weights else None
     real_images, synthetic_images = real_set.images(), synthetic_set.images()
@@ -264,7 +264,7 @@ def evaluate_autoencoder(vae: str | Path, images: str | Path, out_dir: str | Pat
     if resolution % factor:
         raise MRGenError(f"resolution {resolution} is not a multiple of the VAE's downsampling factor {factor}",
                          "--resolution", f"use a multiple of {factor}")
-    slice_set = load_slice_set(images, resolution, max_slices, seed)
+    slice_set = load_eval_slices(images, resolution, max_slices, seed)
     originals = slice_set.images()
     with _progress() as progress:
         recon = reconstruct(model, originals, batch_size, progress)

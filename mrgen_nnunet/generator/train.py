@@ -25,6 +25,7 @@ from mrgen_nnunet.data.io import write_text_atomic
 from mrgen_nnunet.errors import MRGenError
 from mrgen_nnunet.generator.dataset import SliceSet, load_slice_set, resolve_target
 from mrgen_nnunet.generator.folder import CONFIG_FILE, GeneratorConfig, load_model, read_config
+from mrgen_nnunet.generator.holdout import autoencoder_score, diffusion_score, holdout_split
 from mrgen_nnunet.generator.masks import default_label_weights, encode_masks, mask_channels
 from mrgen_nnunet.generator.presets import (
     Preset,
@@ -46,13 +47,21 @@ STAGES = ("autoencoder", "text", "mask")
 __all__ = ["STAGES", "TrainOptions", "train_autoencoder", "train_generator", "train_mask", "train_text"]
 
 
-def _loop(stage: str, out_dir: Path, preset: Preset, index_path, model, loss_fn, validate, opts: TrainOptions):
+def _loop(stage: str, out_dir: Path, preset: Preset, index_path, model, loss_fn, validate, opts: TrainOptions,
+          score=None):
     """`run_loop` at the preset's learning rate for `stage`; returns the trained model (eval mode)."""
     lr = opts.lr if opts.lr is not None else preset.lr[stage]
     state = {"stage": stage, "preset": preset.name, "resolution": preset.resolution,
              "index": str(Path(index_path).resolve())}
-    model, _ = run_loop(stage, out_dir, state, lr, model, loss_fn, validate, opts)
+    model, _ = run_loop(stage, out_dir, state, lr, model, loss_fn, validate, opts, score)
     return model
+
+
+def _split(data: SliceSet, opts: TrainOptions, index_path) -> tuple[np.ndarray, np.ndarray]:
+    """(training slices, held-out slices): everything and nothing unless --keep best holds patients out."""
+    if opts.keep != "best":
+        return np.arange(len(data)), np.array([], dtype=int)
+    return holdout_split(data, opts.holdout, opts.seed, index_path)
 
 
 def _batch(data: SliceSet, idx: np.ndarray, device) -> torch.Tensor:
@@ -88,9 +97,10 @@ def train_autoencoder(index_path, out_dir, preset: str = "tiny", resolution: int
     torch.manual_seed(opts.seed)
     vae = build_vae(p)
     fixed = np.arange(min(8, len(data)))
+    pool, held = _split(data, opts, index_path)
 
     def loss_fn(model, rng, device):
-        x = _batch(data, rng.integers(0, len(data), opts.batch_size), device)
+        x = _batch(data, pool[rng.integers(0, len(pool), opts.batch_size)], device)
         posterior = model.encode(x).latent_dist
         recon = model.decode(posterior.sample()).sample
         return F.mse_loss(recon.float(), x) + p.kl_weight * posterior.kl().mean()
@@ -100,8 +110,9 @@ def train_autoencoder(index_path, out_dir, preset: str = "tiny", resolution: int
         x = _batch(data, fixed, model.device)
         return torch.cat([x, model(x).sample.clamp(-1, 1)]).cpu()
 
-    vae = _loop("autoencoder", out_dir, p, index_path, vae, loss_fn, validate, opts)
-    fit_latent_scale(vae, data.images)
+    score = autoencoder_score(data, held) if len(held) else None
+    vae = _loop("autoencoder", out_dir, p, index_path, vae, loss_fn, validate, opts, score)
+    fit_latent_scale(vae, data.images[pool])
     save_model(vae, out_dir / "vae")
     _write_config(out_dir, config)
     return out_dir / "vae"
@@ -145,12 +156,14 @@ def train_text(index_path, out_dir, preset: str = "tiny", resolution: int | None
         raise MRGenError(f"text encoder width {text.hidden_size} ≠ preset cross-attention {unet.config.cross_attention_dim}",
                          out_dir / "text_encoder", "use the text encoder of the preset")
     sched = build_train_scheduler(p)
-    loss_fn = _diffusion_loss(data, np.arange(len(data)), None, vae, text, sched, None, opts)
+    pool, held = _split(data, opts, index_path)
+    loss_fn = _diffusion_loss(data, pool, None, vae, text, sched, None, opts)
 
     def validate(model):
         return _sample_grid(vae, model, None, text, sched, data, np.arange(min(4, len(data))), None)
 
-    unet = _loop("text", out_dir, p, index_path, unet, loss_fn, validate, opts)
+    score = diffusion_score(data, held, vae, text, sched) if len(held) else None
+    unet = _loop("text", out_dir, p, index_path, unet, loss_fn, validate, opts, score)
     save_model(unet, out_dir / "unet")
     save_text_encoder(text, out_dir / "text_encoder")
     sched.save_config(str(out_dir / "scheduler"))
@@ -242,6 +255,12 @@ def train_mask(index_path, out_dir, target_modality: str, preset: str = "tiny", 
     def encode(maps):
         return encode_masks(maps, config.labels, config.mask_encoding, config.label_weights)
 
+    pool, held = _split(data, opts, index_path)
+    held_source = np.intersect1d(held, source_pool)
+    source_pool, target_pool = np.intersect1d(source_pool, pool), np.intersect1d(target_pool, pool)
+    if len(held) and not (len(held_source) and len(source_pool)):
+        raise MRGenError("the held-out or the training patients have no labelled source slices", index_path,
+                         "use another --seed or --holdout")
     loss_fn = _diffusion_loss(data, source_pool, target_pool if opts.target_mix > 0 else None, vae, text, sched,
                               encode, opts)
     loss_fn.frozen_unet["unet"] = unet
@@ -252,7 +271,8 @@ def train_mask(index_path, out_dir, target_modality: str, preset: str = "tiny", 
     def validate(model):
         return _sample_grid(vae, unet, model, text, sched, val, val_idx, encode)
 
-    controlnet = _loop("mask", out_dir, p, index_path, controlnet, loss_fn, validate, opts)
+    score = diffusion_score(data, held_source, vae, text, sched, encode, unet) if len(held) else None
+    controlnet = _loop("mask", out_dir, p, index_path, controlnet, loss_fn, validate, opts, score)
     save_model(controlnet, out_dir / "controlnet")
     _write_config(out_dir, config)
     return out_dir / "controlnet"

@@ -5,6 +5,10 @@ grid in [-1, 1]. The loop runs AdamW under accelerate (device, mixed precision, 
 `steps` optimizer steps or `minutes` of wall time, whichever comes first; it keeps an exponential moving average
 of the weights when `ema_decay` > 0 (diffusers' `EMAModel`, the copy that is saved and sampled from), writes
 `checkpoints/<stage>/step_<N>/` (model, optimizer, EMA, state.json) and `logs/<stage>_loss.csv`.
+
+Checkpoint choice (`keep="best"`): the stage also hands a `score(model) -> float`, a loss on slices of patients held
+out of training (lower is better). Every checkpoint and the last step are scored with the weights that would be
+saved (the EMA when kept), logged to `logs/<stage>_validation.csv`, and the best of them is the model returned.
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ class TrainOptions:
     mask_encoding: str = "weighted"  # stage 2: weighted | onehot
     cpu: bool = False  # force CPU even when a GPU is present
     quiet: bool = False  # no progress bar
+    keep: str = "last"  # last | best: the weights saved are the last step's, or the best-scoring checkpoint's
+    holdout: float = 0.1  # keep=best: fraction of patients held out of training to score the checkpoints
 
 
 def _write_folder(folder: Path, fill) -> None:
@@ -131,9 +137,16 @@ def _trainable(model) -> list[torch.nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def run_loop(stage: str, out_dir: Path, state: dict, lr: float, model, loss_fn, validate, opts: TrainOptions):
+def run_loop(stage: str, out_dir: Path, state: dict, lr: float, model, loss_fn, validate, opts: TrainOptions,
+             score=None):
     """Train `model` (AdamW on its trainable parameters); returns (model with the saved weights, in eval mode,
-    steps done). `state` (stage, preset, resolution, index) must match on --resume."""
+    steps done). `state` (stage, preset, resolution, index) must match on --resume. With `opts.keep == "best"`,
+    `score` (model -> held-out loss) picks the returned weights among the checkpoints and the last step."""
+    if opts.keep not in ("last", "best"):
+        raise MRGenError(f"unknown --keep {opts.keep!r}", "--keep", "use last or best")
+    if opts.keep == "best" and (score is None or not opts.checkpoint_every):
+        raise MRGenError("--keep best needs checkpoints to choose from", "--checkpoint-every",
+                         "set --checkpoint-every N (and hold out patients with --holdout)")
     accelerator = _accelerator(out_dir, opts)
     if opts.gradient_checkpointing:
         model.enable_gradient_checkpointing()
@@ -151,6 +164,7 @@ def run_loop(stage: str, out_dir: Path, state: dict, lr: float, model, loss_fn, 
     csv.parent.mkdir(parents=True, exist_ok=True)
     lines = csv.read_text(encoding="utf-8").splitlines() if (opts.resume and csv.is_file()) else ["step,loss"]
     lines = [ln for ln in lines if ln == "step,loss" or int(ln.split(",")[0]) <= start]
+    scores = _read_scores(out_dir / "logs" / f"{stage}_validation.csv", start) if score is not None else {}
     deadline = time.monotonic() + opts.minutes * 60 if opts.minutes > 0 else None
     step = start
     model.train()
@@ -176,6 +190,9 @@ def run_loop(stage: str, out_dir: Path, state: dict, lr: float, model, loss_fn, 
             lines.append(f"{step},{total:.6f}")
             bar.update(step, total)
             if opts.checkpoint_every and step % opts.checkpoint_every == 0 and step < opts.steps:
+                if score is not None:
+                    scores[step] = _with_ema(accelerator.unwrap_model(model), ema, score)
+                    _write_scores(out_dir / "logs" / f"{stage}_validation.csv", scores)
                 _checkpoint(out_dir, stage, state, step, accelerator.unwrap_model(model), optimizer, ema)
                 write_text_atomic("\n".join(lines) + "\n", csv)  # the loss log survives a kill after this checkpoint
             if opts.validate_every and step % opts.validate_every == 0 and step < opts.steps:
@@ -190,17 +207,58 @@ def run_loop(stage: str, out_dir: Path, state: dict, lr: float, model, loss_fn, 
     model = accelerator.unwrap_model(model).eval()
     if ema is not None:  # the averaged weights are the ones saved and sampled from
         ema.copy_to(_trainable(model))
+    if score is not None:
+        scores[step] = float(score(model))
+        _write_scores(out_dir / "logs" / f"{stage}_validation.csv", scores)
+        best = min(scores, key=lambda k: (scores[k], -k))
+        if best != step:
+            _load_weights(out_dir / "checkpoints" / stage / f"step_{best}", model, ema is not None)
+        if not opts.quiet:
+            print(f"train {stage}: kept step {best} (held-out loss {scores[best]:.5f}; last step {step}: "
+                  f"{scores[step]:.5f})", flush=True)
     save_grid(validate(model), out_dir / "validation" / f"{stage}_step{step}.png")
     return model, step
 
 
-def _validate(model, ema, validate, path: Path) -> None:
-    """A validation grid from the EMA weights (when kept), the training weights restored afterwards."""
+def _with_ema(model, ema, fn):
+    """fn(model) evaluated with the EMA weights (when kept) in eval mode; training weights and mode restored."""
     model.eval()
     if ema is not None:
         ema.store(_trainable(model))
         ema.copy_to(_trainable(model))
-    save_grid(validate(model), path)
-    if ema is not None:
-        ema.restore(_trainable(model))
-    model.train()
+    try:
+        with torch.no_grad():
+            return float(fn(model))
+    finally:
+        if ema is not None:
+            ema.restore(_trainable(model))
+        model.train()
+
+
+def _read_scores(path: Path, upto: int) -> dict[int, float]:
+    if not path.is_file():
+        return {}
+    rows = [ln.split(",") for ln in path.read_text(encoding="utf-8").split()[1:]]
+    return {int(k): float(v) for k, v in rows if int(k) <= upto}
+
+
+def _write_scores(path: Path, scores: dict[int, float]) -> None:
+    write_text_atomic("step,val_loss\n" + "".join(f"{k},{v:.6f}\n" for k, v in sorted(scores.items())), path)
+
+
+def _load_weights(ckpt: Path, model, averaged: bool) -> None:
+    """The weights a checkpoint would have saved: its EMA average when kept, else its model."""
+    from safetensors.torch import load_file
+
+    from mrgen_nnunet.weights import load_torch_file
+
+    model.load_state_dict(load_file(str(sorted((ckpt / "model").glob("*.safetensors"))[0])))
+    if averaged:
+        ema = _ema(model, 0.5)
+        ema.load_state_dict(load_torch_file(ckpt / "ema.pt"))
+        ema.copy_to(_trainable(model))
+
+
+def _validate(model, ema, validate, path: Path) -> None:
+    """A validation grid from the EMA weights (when kept), the training weights restored afterwards."""
+    _with_ema(model, ema, lambda m: save_grid(validate(m), path) or 0.0)

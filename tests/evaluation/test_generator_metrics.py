@@ -20,7 +20,7 @@ from mrgen_nnunet.evaluation.generator_features import (
     load_state_dict_file,
     random_inception_state_dict,
 )
-from mrgen_nnunet.evaluation.generator_inputs import load_slice_set
+from mrgen_nnunet.evaluation.generator_inputs import load_eval_slices
 from mrgen_nnunet.evaluation.generator_metrics import (
     clip_similarity,
     frechet_distance,
@@ -79,23 +79,23 @@ def sets(tmp_path_factory):
 
 
 def test_load_slice_set_folder_and_dataset(sets):
-    real = load_slice_set(sets / "real", SIZE)
+    real = load_eval_slices(sets / "real", SIZE)
     assert len(real.slices) == 8  # 4 volumes x 2 foreground slices; the empty third slice is dropped
     assert real.slices[0].name == "image_1_z000"
     assert real.labels == {"background": 0, "label_1": 1, "label_2": 2}
     images = real.images()
     assert images.shape == (8, SIZE, SIZE) and images.dtype == np.float32
     assert images.min() == pytest.approx(-1.0) and images.max() <= 1.0
-    syn = load_slice_set(sets / "syn_dark", SIZE, max_slices=5)
+    syn = load_eval_slices(sets / "syn_dark", SIZE, max_slices=5)
     assert len(syn.slices) == 5 and syn.has_labels
     assert syn.labels == {"background": 0, "myocardium": 1, "ring": 2}
     assert set(np.unique(syn.slices[0].label)) == {0, 1, 2}
 
 
 def test_intensity_statistics_see_the_darker_ring(sets):
-    real = load_slice_set(sets / "real", SIZE)
-    dark = load_slice_set(sets / "syn_dark", SIZE)
-    same = load_slice_set(sets / "syn_same", SIZE)
+    real = load_eval_slices(sets / "real", SIZE)
+    dark = load_eval_slices(sets / "syn_dark", SIZE)
+    same = load_eval_slices(sets / "syn_same", SIZE)
     shifted, matched = intensity_statistics(real, dark), intensity_statistics(real, same)
     assert set(shifted) == {"background", "myocardium", "ring"}  # generic label_<v> names take dataset.json's
     assert shifted["ring"]["mean_difference"] < -0.4  # ring at 0.2x contrast is much darker
@@ -111,8 +111,8 @@ def test_intensity_statistics_see_the_darker_ring(sets):
     pytest.param("radimagenet", 2048, marks=pytest.mark.slow),
 ])
 def test_fid_identical_is_zero_and_shifted_is_larger(sets, kind, dims):
-    real = load_slice_set(sets / "real", SIZE).images()
-    dark = load_slice_set(sets / "syn_dark", SIZE).images()
+    real = load_eval_slices(sets / "real", SIZE).images()
+    dark = load_eval_slices(sets / "syn_dark", SIZE).images()
     extractor, random_weights = build_feature_extractor(kind, None, seed=0, dims=dims)
     assert random_weights and extractor.num_features == dims
     same = frechet_distance(real, real, extractor, batch_size=8)
@@ -174,8 +174,8 @@ def _tiny_open_clip_folder(folder):
 def test_biomedclip_loading_and_similarity(sets, tmp_path):
     _tiny_open_clip_folder(tmp_path / "clip")
     model, tokenizer = load_biomedclip(str(tmp_path / "clip"))
-    real = load_slice_set(sets / "real", SIZE).images()
-    dark = load_slice_set(sets / "syn_dark", SIZE).images()
+    real = load_eval_slices(sets / "real", SIZE).images()
+    dark = load_eval_slices(sets / "syn_dark", SIZE).images()
     self_sim = clip_similarity(model, tokenizer, real, real, "LGE Cardiac MRI, Heart")
     cross = clip_similarity(model, tokenizer, real, dark, "LGE Cardiac MRI, Heart")
     assert -1 <= cross["clip_image"] <= 1 and -1 <= cross["clip_text"] <= 1
@@ -280,7 +280,7 @@ def test_real_mscmrseg_lge_slices(shared_data, tmp_path):
     for name in ("image_1.nii.gz", "label_1.nii.gz"):
         (tmp_path / name).symlink_to(lge / name)
     label = sitk.GetArrayFromImage(sitk.ReadImage(str(lge / "label_1.nii.gz")))
-    slice_set = load_slice_set(tmp_path, 64)
+    slice_set = load_eval_slices(tmp_path, 64)
     assert len(slice_set.slices) == int((label.reshape(label.shape[0], -1).max(axis=1) > 0).sum())
     assert slice_set.labels == {"background": 0, "label_1": 1, "label_2": 2, "label_3": 3}
     stats = intensity_statistics(slice_set, slice_set)

@@ -1,13 +1,19 @@
-"""The shared generator training loop: EMA weights, the wall-time budget, resume with EMA, the `cpu` preset."""
+"""The shared generator training loop: EMA weights, the wall-time budget, resume with EMA, the `cpu` preset,
+the choice of the best checkpoint on held-out patients (--keep best)."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
+from mrgen_fixtures import make_index
 
 from mrgen_nnunet.cli.main import main
+from mrgen_nnunet.errors import MRGenError
+from mrgen_nnunet.generator.dataset import load_slice_set
+from mrgen_nnunet.generator.holdout import holdout_split
 from mrgen_nnunet.generator.presets import (
     build_controlnet,
     build_unet,
@@ -15,6 +21,7 @@ from mrgen_nnunet.generator.presets import (
     get_preset,
     resolution_multiple,
 )
+from mrgen_nnunet.generator.train import train_generator
 from mrgen_nnunet.generator.training_loop import TrainOptions, latest_checkpoint, run_loop
 
 
@@ -134,3 +141,56 @@ def test_cpu_preset_trains_and_samples_end_to_end(synthetic_index, tmp_path):
     out = pipe("LGE Cardiac MRI", pipe.encode_masks(maps), num_inference_steps=2,
                generator=[torch.Generator().manual_seed(0)])
     assert out.images.shape == (1, 1, 32, 32) and torch.isfinite(out.images).all()
+
+
+def _distance_to_3(model):
+    return float((model.w.detach() - 3.0).abs().sum())
+
+
+def test_keep_best_returns_the_checkpoint_with_the_lowest_held_out_score(tmp_path):
+    """w walks from 0 towards 10; the score is |w - 3|: the best checkpoint is a middle one, not the last."""
+    last, _ = _train(tmp_path / "last", steps=12, ema_decay=0.0)
+    options = TrainOptions(quiet=True, cpu=True, steps=12, ema_decay=0.0, checkpoint_every=1, keep="best")
+    torch.manual_seed(0)
+    state = {"stage": "text", "preset": "toy", "resolution": 8, "index": "none"}
+    best, steps = run_loop("text", tmp_path / "best", state, 0.5, Toy(), _loss, _validate, options, _distance_to_3)
+    rows = (tmp_path / "best" / "logs" / "text_validation.csv").read_text().split()
+    scores = {int(k): float(v) for k, v in (r.split(",") for r in rows[1:])}
+    assert steps == 12 and sorted(scores) == list(range(1, 13))
+    kept = min(scores, key=scores.get)
+    assert 1 < kept < 12 and _distance_to_3(best) == pytest.approx(scores[kept], abs=1e-5)
+    assert _distance_to_3(best) < _distance_to_3(last) and float(last.w.detach()[0]) > 3.0
+
+
+def test_keep_best_needs_checkpoints(tmp_path):
+    with pytest.raises(MRGenError, match="needs checkpoints"):
+        run_loop("text", tmp_path, {"stage": "text"}, 0.5, Toy(), _loss, _validate,
+                 TrainOptions(quiet=True, cpu=True, steps=2, keep="best"), _distance_to_3)
+
+
+def test_holdout_split_keeps_patients_whole_and_is_seeded(tmp_path):
+    data = load_slice_set(make_index(tmp_path / "idx", n=4), 32, quiet=True)
+    train, held = holdout_split(data, 0.25, 0, "here")
+    assert len(held) == 2 and sorted(np.concatenate([train, held]).tolist()) == list(range(len(data)))
+    assert not {data.records[i].patient_id for i in train} & {data.records[i].patient_id for i in held}
+    assert np.array_equal(held, holdout_split(data, 0.25, 0, "here")[1])
+    with pytest.raises(MRGenError, match="cannot hold out"):
+        holdout_split(data, 0.0, 0, "here")
+
+
+def test_all_stages_keep_their_best_checkpoint_on_held_out_patients(tmp_path, capsys):
+    """The real tiny generator with --keep best: each stage scores its checkpoints on held-out patients (the mask
+    stage on held-out labelled bSSFP slices) and says which step it kept."""
+    index = make_index(tmp_path / "idx", n=4)
+    data = load_slice_set(index, 32, quiet=True)
+    held = holdout_split(data, 0.5, 0, "here")[1]
+    assert any(data.has_label[i] for i in held)  # the mask stage has held-out masks at this seed
+    opts = TrainOptions(batch_size=2, seed=0, checkpoint_every=1, keep="best", holdout=0.5)
+    train_generator(index, tmp_path / "gen", preset="tiny", target_modality="LGE", steps=3, resolution=32,
+                    options=opts)
+    out = capsys.readouterr().out
+    for stage in ("autoencoder", "text", "mask"):
+        rows = (tmp_path / "gen" / "logs" / f"{stage}_validation.csv").read_text().split()
+        assert len(rows) == 4 and all(np.isfinite(float(r.split(",")[1])) for r in rows[1:]), stage
+        assert f"train {stage}: kept step" in out
+    assert (tmp_path / "gen" / "controlnet" / "diffusion_pytorch_model.safetensors").is_file()
