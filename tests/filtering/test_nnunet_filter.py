@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mrgen_fixtures import ring
 
 from mrgen_nnunet.data.io import Geometry, write_image
 from mrgen_nnunet.data.nnunet_raw import write_dataset_json
@@ -33,9 +34,7 @@ class nnUNetTrainer_FilterTest(nnUNetTrainer):
 
 
 def phantom(k: int, size: int = 32):
-    yy, xx = np.mgrid[:size, :size]
-    r = np.hypot(yy - size / 2 - k % 3, xx - size / 2 + k % 4)
-    label = np.where(r < 5, 2, np.where(r < 9, 1, 0)).astype(np.uint8)
+    label = ring((size, size), k % 3, -(k % 4))
     image = (100 + 400 * (label == 2) + 200 * (label == 1)).astype(np.float32)
     return image + np.random.default_rng(k).normal(0, 10, image.shape).astype(np.float32), label
 
