@@ -152,12 +152,11 @@ def test_train_resume_after_random_sigkills(tmp_path):
 
 def test_interrupted_convert_never_leaves_a_complete_looking_dataset(tmp_path):
     """Kill `convert` at 4 random moments: never a DatasetNNN folder nnU-Net would pick up; then it completes."""
-    from convert_like import write_mscmrseg
-
     from mrgen_nnunet.data.nnunet_raw import find_dataset
+    from mrgen_nnunet.demo.phantom import PhantomSpec, make_phantom
     from mrgen_nnunet.errors import MRGenError
 
-    src = write_mscmrseg(tmp_path / "ms", patients=range(1, 9))
+    src = make_phantom(tmp_path / "ms", PhantomSpec(n_patients=8, n_slices=8, size=96, supersample=1))
     raw = tmp_path / "raw"
     args = ["convert", "mscmrseg", src, "--out-raw", raw, "--dataset-id", 7, "--sequence", "LGE", "--as-slices"]
     rng = np.random.default_rng(11)
