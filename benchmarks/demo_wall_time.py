@@ -1,13 +1,13 @@
 """Wall time of `mrgen-nnunet demo` on a quiet machine and beside one CPU-bound job, with and without the thread
 policy (issue 19; `mrgen_nnunet/environment.apply_thread_policy`).
 
-Four runs of the real demo from the same installed .venv, each into a fresh folder, in this order:
-policy off quiet, policy on quiet, policy off beside a busy job, policy on beside a busy job ("off" =
-`MRGEN_THREAD_POLICY=off` with no `OMP_*` variables set: what the tool did before the policy; "on" = the
-default). The busy job is one process spinning a 1-thread float32 matmul loop (a CPU-bound neighbour such as
-another user's training), started before the demo and killed after it. Per run: wall time, and the wall time of
-each demo stage read from the demo's own progress lines. A run past `--limit-minutes` is stopped and reported as
-stopped at that time (a lower bound). Run it on a machine with nothing else running:
+Up to four runs of the real demo from the same installed .venv, each into a fresh folder, chosen by `--runs`
+(indices into RUNS): 0 policy off quiet, 1 policy on quiet, 2 policy off beside a busy job, 3 policy on beside a
+busy job. "Off" = `MRGEN_THREAD_POLICY=off` with no `OMP_*` variables set: what the tool did before the policy;
+"on" = the default. The busy job is one process spinning a 1-thread float32 matmul loop (a CPU-bound neighbour
+such as another user's training), started before the demo and killed after it. Per run: wall time, and the wall
+time of each demo stage read from the demo's own progress lines; the quiet policy-on run keeps its contact sheet.
+A run past `--limit-minutes` is stopped and reported as stopped at that time (a lower bound). Run it on a machine with nothing else running:
 
     .venv/bin/python benchmarks/demo_wall_time.py --out benchmarks/results/demo_wall_time
 """
@@ -60,9 +60,9 @@ def run_demo(policy: str, busy: bool, limit_s: float, keep: Path) -> dict:
         if neighbour:
             neighbour.kill()
             neighbour.wait()
-        sheet = Path(tmp) / "demo"
-        for png in sorted(sheet.rglob("contact_sheet.png"))[:1]:
-            shutil.copy(png, keep.with_name(keep.name + "_contact_sheet.png"))
+        if policy == "on" and not busy:  # the picture is the same in every run: keep one
+            for png in sorted((Path(tmp) / "demo").rglob("contact_sheet.png"))[:1]:
+                shutil.copy(png, keep.with_name(keep.name + "_contact_sheet.png"))
     text = log.read_text(errors="replace")
     return {"policy": policy, "load": "beside 1 busy job" if busy else "quiet", "returncode": rc,
             "stopped_at_limit": rc is None, "wall_s": round(wall, 1), "stages": stage_times(text), "log": log.name}

@@ -101,18 +101,24 @@ def _resume(out_dir: Path, stage: str, state: dict, model, optimizer, ema) -> in
         if saved.get(key) != state[key]:
             raise MRGenError(f"--resume from an unrelated run ({key} {saved.get(key)!r} ≠ {state[key]!r})", ckpt,
                              "resume with the same stage/preset/resolution, or use a fresh --out")
+    from mrgen_nnunet.weights import load_torch_file
+
+    _load_model_and_ema(ckpt, model, ema)
+    optimizer.load_state_dict(load_torch_file(ckpt / "optimizer.pt"))
+    return int(saved["step"])
+
+
+def _load_model_and_ema(ckpt: Path, model, ema) -> None:
+    """A checkpoint's model weights into `model` and, when `ema` is given, its EMA state into `ema`."""
     from safetensors.torch import load_file
 
     from mrgen_nnunet.weights import load_torch_file
 
-    files = sorted((ckpt / "model").glob("*.safetensors"))
-    model.load_state_dict(load_file(str(files[0])))
-    optimizer.load_state_dict(load_torch_file(ckpt / "optimizer.pt"))
+    model.load_state_dict(load_file(str(sorted((ckpt / "model").glob("*.safetensors"))[0])))
     if ema is not None:
         if not (ckpt / "ema.pt").is_file():
             raise MRGenError("the checkpoint has no EMA weights", ckpt, "resume with --ema-decay 0, as it was made")
         ema.load_state_dict(load_torch_file(ckpt / "ema.pt"))
-    return int(saved["step"])
 
 
 def _checkpoint(out_dir: Path, stage: str, state: dict, step: int, model, optimizer, ema) -> None:
@@ -191,7 +197,7 @@ def run_loop(stage: str, out_dir: Path, state: dict, lr: float, model, loss_fn, 
             bar.update(step, total)
             if opts.checkpoint_every and step % opts.checkpoint_every == 0 and step < opts.steps:
                 if score is not None:
-                    scores[step] = _with_ema(accelerator.unwrap_model(model), ema, score)
+                    scores[step] = float(_with_ema(accelerator.unwrap_model(model), ema, score))
                     _write_scores(out_dir / "logs" / f"{stage}_validation.csv", scores)
                 _checkpoint(out_dir, stage, state, step, accelerator.unwrap_model(model), optimizer, ema)
                 write_text_atomic("\n".join(lines) + "\n", csv)  # the loss log survives a kill after this checkpoint
@@ -228,7 +234,7 @@ def _with_ema(model, ema, fn):
         ema.copy_to(_trainable(model))
     try:
         with torch.no_grad():
-            return float(fn(model))
+            return fn(model)
     finally:
         if ema is not None:
             ema.restore(_trainable(model))
@@ -248,17 +254,12 @@ def _write_scores(path: Path, scores: dict[int, float]) -> None:
 
 def _load_weights(ckpt: Path, model, averaged: bool) -> None:
     """The weights a checkpoint would have saved: its EMA average when kept, else its model."""
-    from safetensors.torch import load_file
-
-    from mrgen_nnunet.weights import load_torch_file
-
-    model.load_state_dict(load_file(str(sorted((ckpt / "model").glob("*.safetensors"))[0])))
-    if averaged:
-        ema = _ema(model, 0.5)
-        ema.load_state_dict(load_torch_file(ckpt / "ema.pt"))
+    ema = _ema(model, 0.5) if averaged else None  # the decay is irrelevant: only the loaded average is used
+    _load_model_and_ema(ckpt, model, ema)
+    if ema is not None:
         ema.copy_to(_trainable(model))
 
 
 def _validate(model, ema, validate, path: Path) -> None:
     """A validation grid from the EMA weights (when kept), the training weights restored afterwards."""
-    _with_ema(model, ema, lambda m: save_grid(validate(m), path) or 0.0)
+    _with_ema(model, ema, lambda m: save_grid(validate(m), path))

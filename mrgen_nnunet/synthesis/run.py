@@ -50,11 +50,12 @@ def synthesize(options: SynthesisOptions, pipeline=None, filter_backend=None) ->
     refuse_existing(out_raw, o.out_dataset, o.force, "--out-dataset")
 
     source = load_sources(o.source, o.raw_root or o.out_raw)
-    pipe = pipeline
-    if pipe is None:
+    if pipeline is None:  # load_generator checks what its family's loader returns
         pipe = load_generator(o.generator, o.controlnet, o.device)
         prepare_pipeline(pipe, o.device, o.mixed_precision, o.compile)
-    config = check_pipeline(pipe, o.generator).config
+    else:
+        pipe = check_pipeline(pipeline, o.generator)
+    config = pipe.config
     gen_labels = {k: int(v) for k, v in config.labels.items()}
     if gen_labels != source.labels:
         raise MRGenError(f"generator labels {gen_labels} and source labels {source.labels} disagree", o.generator,
