@@ -38,7 +38,7 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-def _cpus() -> int:
+def usable_cpus() -> int:
     """CPUs this process may run on (the affinity mask, e.g. a cgroup or taskset), else os.cpu_count()."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
@@ -63,7 +63,7 @@ def apply_thread_policy() -> None:
     """
     if os.environ.get("MRGEN_THREAD_POLICY", "").strip().lower() == "off":
         return
-    defaults = {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": str(_cpus())}
+    defaults = {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": str(usable_cpus())}
     for key, value in defaults.items():
         if not os.environ.get(key, "").strip():
             os.environ[key] = POLICY_SET[key] = value
@@ -112,7 +112,7 @@ def environment_report(weights: dict[str, Path | None] | None = None) -> list[tu
         value = os.environ.get(key, "not set")
         return f"{value} (mrgen-nnunet's thread policy)" if POLICY_SET.get(key) == value else value
 
-    threads = [("cpus available", str(_cpus())), ("torch threads", str(torch.get_num_threads())),
+    threads = [("cpus available", str(usable_cpus())), ("torch threads", str(torch.get_num_threads())),
                ("OMP_NUM_THREADS", variable("OMP_NUM_THREADS")), ("OMP_WAIT_POLICY", variable("OMP_WAIT_POLICY"))]
     nnunet = [(k, _folder(os.environ.get(k))) for k in NNUNET_VARIABLES]
     nnunet.append(("for nnUNetv2_train", f"export nnUNet_extTrainer={trainer_path()}"))

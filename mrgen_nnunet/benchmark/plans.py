@@ -34,6 +34,12 @@ def _planner_env(env: Mapping[str, str]) -> dict[str, str]:
     return {**env, "nnUNet_n_proc_DA": "1"} if env.get("nnUNet_n_proc_DA") == "0" else dict(env)
 
 
+def is_planned(raw: Path, plans: str, env: Mapping[str, str]) -> bool:
+    """Whether raw dataset folder `raw` has been preprocessed with `plans` (2d)."""
+    pre = Path(env["nnUNet_preprocessed"]) / Path(raw).name
+    return (pre / f"{plans}.json").is_file() and (pre / f"{plans}_2d").is_dir()
+
+
 def shared_plans(reference_id: int, other_ids: list[int], env: Mapping[str, str], spacing_mm: float | None,
                  log_dir: Path) -> str:
     """Plan on `reference_id`, copy the plan to `other_ids`, preprocess all with `2d`. Returns the plans name.
@@ -45,7 +51,7 @@ def shared_plans(reference_id: int, other_ids: list[int], env: Mapping[str, str]
     name = plans_name(spacing_mm)
     for dataset_id in [reference_id, *other_ids]:
         raw = find_raw_dataset(dataset_id, env)
-        if (pre / raw.name / f"{name}.json").is_file() and (pre / raw.name / f"{name}_2d").is_dir():
+        if is_planned(raw, name, env):
             continue
         run_nnunet(["nnUNetv2_extract_fingerprint", "-d", str(dataset_id), "-np", "1",
                     "--verify_dataset_integrity"], env, log_dir / f"{raw.name}_fingerprint.log",

@@ -14,58 +14,28 @@ continues from its latest checkpoint) and never reuses an output made with other
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from mrgen_nnunet.benchmark.build import Build as _Build  # noqa: F401 (tests build parts through it)
-from mrgen_nnunet.benchmark.build import seed_environment
+from mrgen_nnunet.benchmark.build import Build, seed_environment
 from mrgen_nnunet.benchmark.config import BenchmarkConfig
 from mrgen_nnunet.benchmark.ledger import Ledger
 from mrgen_nnunet.benchmark.report import RowResult, write_report
 from mrgen_nnunet.benchmark.rows import GENERATED, ROWS, SEED_PARTS, row_trainer
-from mrgen_nnunet.data.io import write_text_atomic
+from mrgen_nnunet.benchmark.training import (
+    FOLD,
+    Progress,
+    dataset_id_of,
+    gather,
+    torch_threads,
+    train_and_test,
+)
 from mrgen_nnunet.data.nnunet_raw import list_cases, read_dataset_json
 from mrgen_nnunet.data.slice_datasets import check_labelled
+from mrgen_nnunet.environment import usable_cpus
 from mrgen_nnunet.errors import MRGenError
-
-FOLD = 0
-
-
-class Progress:
-    """One line per event: `[elapsed] message`, plus an estimate of what is left once trainings have finished.
-    Plain lines (flushed) so a log file or CI shows the run is alive."""
-
-    def __init__(self, console=None, total_trainings: int = 0, jobs: int = 1):
-        self.console, self.t0, self.total, self.jobs = console, time.perf_counter(), total_trainings, jobs
-        self.done: list[float] = []
-        self._lock = threading.Lock()
-
-    def _stamp(self) -> str:
-        s = int(time.perf_counter() - self.t0)
-        return f"[{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}]"
-
-    def log(self, text: str) -> None:
-        if self.console is not None:
-            with self._lock:
-                self.console.print(f"{self._stamp()} {text}", highlight=False, markup=False, soft_wrap=True)
-                sys.stdout.flush()
-
-    def reused(self, what: str) -> None:
-        """A training found done before: it leaves the count of what is left."""
-        with self._lock:
-            self.total -= 1
-        self.log(f"{what}: done before (same settings)")
-
-    def training_finished(self, seconds: float, what: str) -> None:
-        self.done.append(seconds)
-        left = self.total - len(self.done)
-        eta = sum(self.done) / len(self.done) * left / self.jobs
-        self.log(f"finished {what} in {seconds / 60:.1f} min; {left} training(s) left, about {eta / 60:.0f} min")
 
 
 def _generator_index(source_index: Path, target_index: Path, out: Path) -> Path:
@@ -79,71 +49,6 @@ def _generator_index(source_index: Path, target_index: Path, out: Path) -> Path:
     return write_index(read_index(source_index) + target, out)
 
 
-def _number(x: float | None) -> float:
-    """HD95 is undefined (None/NaN) when a structure is absent from prediction or reference."""
-    return float("nan") if x is None else float(x)
-
-
-def _dataset_id(folder: Path) -> int:
-    return int(folder.name[len("Dataset"):].split("_")[0])
-
-
-_display = threading.Lock()  # prediction and evaluation draw rich progress bars: one at a time
-
-
-def train_and_test(cfg: BenchmarkConfig, row: str, seed: int, dataset: Path, test: Path, plans: str, env: dict,
-                   out: Path, labels: dict[str, int], ledger: Ledger, settings: dict, progress: Progress,
-                   threads: int | None = None) -> RowResult:
-    """Train `dataset` with the shared plan and the row's trainer, predict the test volumes, evaluate.
-
-    The result (out/result.json) is reused when its settings match; a training killed midway continues from its
-    latest checkpoint (`nnUNetv2_train --c`). `threads` sets OMP_NUM_THREADS of the training (side-by-side jobs).
-    """
-    from mrgen_nnunet.evaluation.metrics import evaluate_folder
-    from mrgen_nnunet.trainers.nnunet_run import model_folder, predict, train
-
-    trainer = row_trainer(ROWS[row], cfg.trainer)
-    done = out / "result.json"
-    env = seed_environment(env, seed)
-    model = model_folder(env["nnUNet_results"], dataset.name, trainer, plans) / f"fold_{FOLD}"
-    key_settings = {"dataset": settings, "trainer": trainer, "plans": plans, "fold": FOLD, "seed": seed,
-                    "test": cfg.test.patients, "device": cfg.device}
-
-    def remove():
-        shutil.rmtree(out, ignore_errors=True)
-        shutil.rmtree(model, ignore_errors=True)
-
-    if ledger.reuse(f"model:{row}:seed{seed}", key_settings, done.is_file(), remove):
-        progress.reused(f"row '{row}' seed {seed}")
-        return RowResult.from_dict(json.loads(done.read_text(encoding="utf-8")))
-    if threads is not None:
-        env = {**env, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    t0 = time.perf_counter()
-    if not (model / "checkpoint_final.pth").is_file():
-        resume = (model / "checkpoint_latest.pth").is_file()
-        progress.log(f"row '{row}' seed {seed}: {'resuming' if resume else 'training'} {trainer} on "
-                     f"{dataset.name}" + (f" ({threads} thread(s))" if threads else ""))
-        train(_dataset_id(dataset), trainer, FOLD, env, configuration="2d", device=cfg.device, plans=plans,
-              extra_args=("--c",) if resume else (), progress=progress.jobs == 1)
-    t1 = time.perf_counter()
-    with _display:
-        pred = out / "predictions"
-        predict(_dataset_id(dataset), test / "imagesTr", pred, trainer, env, fold=FOLD, configuration="2d",
-                device=cfg.device, plans=plans)
-        t2 = time.perf_counter()
-        metrics = evaluate_folder(pred, test / "labelsTr", labels, out / "evaluation")
-    structures = [s for s in labels if s != "background"]
-    dice = {s: float(metrics["mean"][s]["Dice"]) for s in structures}
-    hd95 = {s: _number(metrics["mean"][s]["HD95_mm"]) for s in structures}
-    cases = {c: {s: _number(v[s]["Dice"]) for s in structures} for c, v in metrics["cases"].items()}
-    result = RowResult(row, seed, dice, hd95, len(list_cases(dataset)),
-                       {"train": t1 - t0, "predict": t2 - t1, "evaluate": time.perf_counter() - t2},
-                       trainer=trainer, cases=cases)
-    write_text_atomic(json.dumps(result.to_dict(), indent=1) + "\n", done)
-    progress.training_finished(t1 - t0, f"row '{row}' seed {seed} (mean Dice {result.mean_dice:.3f})")
-    return result
-
-
 def run_benchmark(cfg: BenchmarkConfig, console=None, jobs: int = 1,
                   force: bool = False) -> tuple[list[RowResult], dict[str, Path]]:
     """Run every configured row for every seed; write results.{md,json,png} under cfg.out/results.
@@ -151,7 +56,7 @@ def run_benchmark(cfg: BenchmarkConfig, console=None, jobs: int = 1,
     `jobs` trainings run side by side, each with cpu_count // jobs threads. Returns (the per-row, per-seed
     results, the report paths). Re-running resumes; `force` rebuilds outputs whose settings changed.
     """
-    from mrgen_nnunet.benchmark.plans import shared_plans
+    from mrgen_nnunet.benchmark.plans import is_planned, plans_name, shared_plans
     from mrgen_nnunet.trainers.nnunet_run import model_folder, nnunet_environment
 
     out = cfg.out
@@ -162,7 +67,7 @@ def run_benchmark(cfg: BenchmarkConfig, console=None, jobs: int = 1,
     n_rows = len(set(cfg.rows) | {ROWS[r].base for r in cfg.rows if ROWS[r].base})
     progress = Progress(console, total_trainings=n_rows * len(cfg.seeds), jobs=jobs)
     ledger = Ledger(out / "ledger.json", cfg.first_dataset_id, out / "nnUNet_raw", force=force)
-    build = _Build(cfg, env, ledger, progress)
+    build = Build(cfg, env, ledger, progress)
     timings: dict[str, float] = {}
 
     def timed(stage: str, fn, *args, **kwargs):
@@ -190,82 +95,141 @@ def run_benchmark(cfg: BenchmarkConfig, console=None, jobs: int = 1,
         raise MRGenError("source and test label maps differ", test, "benchmark datasets with one label map")
     target_modality = meta["mrgen"]["modality"]
 
-    generator = None
-    if needed & set(GENERATED):
-        index = _generator_index(out / "index" / "source.jsonl", out / "index" / "target.jsonl",
-                                 out / "index" / "generator.jsonl")
-        generator = timed("generator", build.generator, index, target_modality)
-    plans = timed("plan", shared_plans, _dataset_id(source), [], env, cfg.spacing_mm, out / "logs")
-
+    plans = plans_name(cfg.spacing_mm)
     selftrain = [r for r in cfg.rows if ROWS[r].base]
     first = list(dict.fromkeys([ROWS[r].base for r in selftrain if ROWS[r].base not in cfg.rows] +
                                [r for r in cfg.rows if not ROWS[r].base]))
-    datasets: dict[tuple[str, int], Path] = {}
-    parts_of: dict[int, tuple[dict, dict]] = {}
-    for seed in cfg.seeds:
-        parts = {"source": source, "target": target}
-        part_keys = {"source": "source", "target": "target"}
-        if needed & set(GENERATED) and cfg.filter == "nnunet":  # the filter model is the source-only row
-            train_and_test(cfg, "source", cfg.seeds[0], source, test, plans, env,
-                           out / "rows" / "source" / f"seed{cfg.seeds[0]}", labels, ledger,
-                           build.settings["source"], progress)
-        for part in SEED_PARTS:
-            if part not in needed:
-                continue
-            part_keys[part] = f"part:{part}:seed{seed}"
-            if part in GENERATED:
-                progress.log(f"synthesising the target sequence from the source {'labels' if part == 'synthetic' else 'slices'} "
-                             f"(seed {seed}, mode {'mask' if part == 'synthetic' else 'translate'}, filter: {cfg.filter})")
-                parts[part] = timed("synthesize", build.synthetic, seed, source, generator, target_modality, part)
-            else:
-                parts[part] = timed("augment", build.randomised, part, seed, source)
-        for row in first:
-            datasets[(row, seed)] = timed("merge", build.row, row, seed, parts, part_keys)
-        parts_of[seed] = (parts, part_keys)
+    generated_rows = [r for r in first if set(ROWS[r].parts) & set(GENERATED)]
+    datasets: dict[tuple[str, int], Path] = {}  # (row, seed) -> its training dataset
+    independent: dict[tuple[str, int], Path] = {}  # the rows without a generated part
+    parts_of = {seed: ({"source": source, "target": target}, {"source": "source", "target": "target"})
+                for seed in cfg.seeds}
+    threads = max(1, usable_cpus() // jobs) if jobs > 1 else None
+    # `jobs` slots: a training holds one, and so does the generator's chain (train, synthesise, merge), so rows
+    # that need no generator train side by side with it instead of waiting for it
+    slots = threading.Semaphore(jobs)
+    submitted: dict[tuple[str, int], Future] = {}
+    ready = threading.Event()  # set once the source is planned and the rows without the generator are submitted
 
-    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+    plan_locks: dict[int, threading.Lock] = {}  # rows sharing a dataset preprocess it once
 
-    def train_rows(items: dict[tuple[str, int], Path], rows: list[str]) -> list[RowResult]:
-        others = sorted({_dataset_id(d) for d in items.values()} - {_dataset_id(source)})
-        progress.log(f"planning once on {source.name} ({cfg.spacing_mm or 'native'} mm in-plane), copying the "
-                     f"plan to {len(others)} dataset(s)")
-        timed("plan", shared_plans, _dataset_id(source), others, env, cfg.spacing_mm, out / "logs")
+    def plan_copy(dataset: Path) -> None:
+        """The shared plan copied to `dataset` and preprocessed (skipped when done before)."""
+        other = dataset_id_of(dataset)
+        with plan_locks.setdefault(other, threading.Lock()):
+            if other != dataset_id_of(source) and not is_planned(dataset, plans, env):
+                progress.log(f"copying the plan to {dataset.name} and preprocessing it")
+                timed("plan", shared_plans, dataset_id_of(source), [other], env, cfg.spacing_mm, out / "logs")
 
-        def task(item):
-            (row, seed), dataset = item
-            key = f"row:{row}:seed{seed}"
+    def train_task(row: str, seed: int, dataset: Path) -> RowResult:
+        with slots:
+            plan_copy(dataset)
             result = train_and_test(cfg, row, seed, dataset, test, plans, env, out / "rows" / row / f"seed{seed}",
-                                    labels, ledger, build.settings[key], progress, threads)
-            build.settings[f"model:{row}:seed{seed}"] = ledger.entries[f"model:{row}:seed{seed}"]["settings"]
-            return result
+                                    labels, ledger, build.settings[f"row:{row}:seed{seed}"], progress, threads)
+        build.settings[f"model:{row}:seed{seed}"] = ledger.entries[f"model:{row}:seed{seed}"]["settings"]
+        return result
 
+    def submit(items: dict[tuple[str, int], Path], rows: list[str]) -> list[Future]:
         # row-major order: a run stopped early has every seed of its first rows (what paired statistics need)
-        order = sorted(items.items(), key=lambda kv: (rows.index(kv[0][0]), cfg.seeds.index(kv[0][1])))
-        t = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            done = list(pool.map(task, order))
-        timings["train+test"] = timings.get("train+test", 0.0) + time.perf_counter() - t
-        return done
+        order = sorted(items, key=lambda k: (rows.index(k[0]), cfg.seeds.index(k[1])))
+        for key in order:
+            submitted[key] = pool.submit(train_task, *key, items[key])
+        return [submitted[key] for key in order]
 
-    results = train_rows(datasets, first)
-    if selftrain:  # second round: the base rows' models label the target training images
-        second: dict[tuple[str, int], Path] = {}
-        for seed in cfg.seeds:
-            parts, part_keys = parts_of[seed]
-            for row in selftrain:
-                base = ROWS[row].base
-                model = model_folder(seed_environment(env, seed)["nnUNet_results"], datasets[(base, seed)].name,
-                                     row_trainer(ROWS[base], cfg.trainer), plans)
-                part_keys["pseudo"] = f"part:pseudo:{base}:seed{seed}"
-                parts["pseudo"] = timed("pseudo-label", build.pseudo, seed, base, model, target, test)
-                second[(row, seed)] = timed("merge", build.row, row, seed, parts, part_keys)
-        results += train_rows(second, selftrain)
+    def filter_model_ready() -> None:
+        """The `nnunet` filter's model is the source row of the first seed: its training, or train it here."""
+        ready.wait()
+        key = ("source", cfg.seeds[0])
+        if key in submitted:
+            submitted[key].result()
+        else:
+            with slots:
+                train_and_test(cfg, "source", key[1], source, test, plans, env, out / "rows" / "source" /
+                               f"seed{key[1]}", labels, ledger, build.settings["source"], progress, threads)
+
+    def generated_chain() -> list[Future]:
+        """Generator -> synthetic/translated parts -> their rows; then their trainings. Runs holding a slot that
+        the caller took for it (the generator is the longest stage: it starts first)."""
+        items: dict[tuple[str, int], Path] = {}
+        try:
+            index = _generator_index(out / "index" / "source.jsonl", out / "index" / "target.jsonl",
+                                     out / "index" / "generator.jsonl")
+            with torch_threads(threads):
+                generator = timed("generator", build.generator, index, target_modality)
+            if cfg.filter == "nnunet":
+                slots.release()
+                filter_model_ready()
+                slots.acquire()
+            with torch_threads(threads):
+                for seed in cfg.seeds:
+                    parts, part_keys = parts_of[seed]
+                    for part in GENERATED:
+                        if part not in needed:
+                            continue
+                        part_keys[part] = f"part:{part}:seed{seed}"
+                        what = "labels" if part == "synthetic" else "slices"
+                        progress.log(f"synthesising the target sequence from the source {what} (seed {seed}, mode "
+                                     f"{'mask' if part == 'synthetic' else 'translate'}, filter: {cfg.filter})")
+                        parts[part] = timed("synthesize", build.synthetic, seed, source, generator,
+                                            target_modality, part)
+                    for row in generated_rows:
+                        items[(row, seed)] = timed("merge", build.row, row, seed, parts, part_keys)
+        finally:
+            slots.release()
+        datasets.update(items)
+        ready.wait()
+        return submit(items, first)
+
+    t = time.perf_counter()
+    n_tasks = (len(first) + len(selftrain)) * len(cfg.seeds) + 1
+    with ThreadPoolExecutor(max_workers=n_tasks) as pool:
+        chain = None
+        if generated_rows:
+            slots.acquire()  # released by the chain
+            chain = pool.submit(generated_chain)
+        try:
+            try:
+                progress.log(f"planning once on {source.name} ({cfg.spacing_mm or 'native'} mm in-plane); every "
+                             "row gets a copy of this plan")
+                timed("plan", shared_plans, dataset_id_of(source), [], env, cfg.spacing_mm, out / "logs")
+                for seed in cfg.seeds:  # what needs no generator: randomised parts and the rows made of them
+                    parts, part_keys = parts_of[seed]
+                    for part in SEED_PARTS:
+                        if part in needed and part not in GENERATED:
+                            part_keys[part] = f"part:{part}:seed{seed}"
+                            parts[part] = timed("augment", build.randomised, part, seed, source)
+                    for row in first:
+                        if row not in generated_rows:
+                            independent[(row, seed)] = timed("merge", build.row, row, seed, parts, part_keys)
+                datasets.update(independent)
+                futures = submit(independent, first)
+            finally:
+                ready.set()  # the chain submits its trainings after these (and never before the source's plan)
+            done = gather(futures + ([chain] if chain else []))
+            results = done[:len(futures)] + (gather(done[-1]) if chain else [])
+            if selftrain:  # second round: the base rows' models label the target training images
+                second: dict[tuple[str, int], Path] = {}
+                for seed in cfg.seeds:
+                    parts, part_keys = parts_of[seed]
+                    for row in selftrain:
+                        base = ROWS[row].base
+                        model = model_folder(seed_environment(env, seed)["nnUNet_results"],
+                                             datasets[(base, seed)].name, row_trainer(ROWS[base], cfg.trainer), plans)
+                        part_keys["pseudo"] = f"part:pseudo:{base}:seed{seed}"
+                        parts["pseudo"] = timed("pseudo-label", build.pseudo, seed, base, model, target, test)
+                        second[(row, seed)] = timed("merge", build.row, row, seed, parts, part_keys)
+                results += gather(submit(second, selftrain))
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # trainings already running finish; none start
+            raise
+    timings["train+test"] = time.perf_counter() - t
     order = {row: i for i, row in enumerate(cfg.rows)}
     results.sort(key=lambda r: (order.get(r.row, -1), cfg.seeds.index(r.seed)))
     notes = (f"Trainer schedule {cfg.trainer} (per-row family in the row table), fold {FOLD}, plan `{plans}` "
              f"(planned on the source dataset, copied to every row), device {cfg.device}, seeds {cfg.seeds}, "
              f"filter {cfg.filter}, synthesis profile {cfg.profile}, {jobs} job(s). Test set: {test.name} "
-             f"({len(list_cases(test))} volumes). Stage wall times this run (s): "
+             f"({len(list_cases(test))} volumes). Stage wall times this run (s; with jobs > 1 the generator's "
+             "stages overlap the trainings): "
              + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()) + ".\n")
     paths = write_report(results, out / "results", f"{cfg.name}: Dice on held-out target volumes", notes)
     return results, paths

@@ -82,8 +82,10 @@ def demo_config(out: Path, data: tuple[str, Path] | None = None, size: DemoSize 
 def run_demo(out: Path, data: tuple[str, Path] | None = None, size: DemoSize = DEFAULT, console=None) -> dict:
     """Run the demo; returns {"results": [...], "report": {...paths}, "contact_sheet": Path | None}."""
     from mrgen_nnunet.benchmark.protocol import run_benchmark
+    from mrgen_nnunet.environment import usable_cpus
 
     cfg = demo_config(Path(out).resolve(), data, size)
-    results, paths = run_benchmark(cfg, console)
+    # two jobs where two CPUs are free: the rows that need no generator train while it trains
+    results, paths = run_benchmark(cfg, console, jobs=2 if usable_cpus() >= 2 else 1)
     sheets = sorted((cfg.out / "nnUNet_raw").glob("Dataset*_synthetic_s0/*.png"))
     return {"results": results, "report": paths, "contact_sheet": sheets[0] if sheets else None, "config": cfg}

@@ -86,7 +86,9 @@ def run_nnunet(args: list[str], env: Mapping[str, str], log_file: Path, total_ep
                description: str = "", progress: bool = True) -> None:
     """Run one nnU-Net CLI (`args[0]` is its name), log to `log_file`, raise MRGenError on failure.
 
-    `progress=False` draws no bar (several runs side by side in threads: rich allows one live display).
+    Trainings (`total_epochs` given) show their epochs: a rich bar on a terminal, else a plain line every ~30 s
+    (progress.StepProgress); `progress=False` (several runs side by side in threads: rich allows one live
+    display) always prints plain lines.
     Called from the main thread, the tool runs in its own process group (with its data-augmentation workers),
     killed whole when this process gets SIGTERM/SIGINT or an exception, so that no orphaned trainer keeps running.
     From another thread (no signal handler possible there) it stays in the caller's group, which a terminal's
@@ -96,7 +98,7 @@ def run_nnunet(args: list[str], env: Mapping[str, str], log_file: Path, total_ep
     import subprocess
     import threading
 
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from mrgen_nnunet.progress import StepProgress
 
     def stop(signum, frame):  # SIGTERM -> an exception, so that the group is killed below
         raise KeyboardInterrupt
@@ -105,10 +107,9 @@ def run_nnunet(args: list[str], env: Mapping[str, str], log_file: Path, total_ep
     log_file.parent.mkdir(parents=True, exist_ok=True)
     cmd = [_executable(args[0], env), *args[1:]]
     epoch_re = re.compile(r"^Epoch (\d+)")
-    with open(log_file, "w", encoding="utf-8") as log, Progress(TextColumn("{task.description}"), BarColumn(),
-                                              TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
-                                              transient=True, disable=not progress) as bar:
-        task = bar.add_task(description or args[0], total=total_epochs)
+    with open(log_file, "w", encoding="utf-8") as log, \
+            StepProgress(description or args[0], total=total_epochs or 0, quiet=total_epochs is None,
+                         plain=None if progress else True, unit="epoch") as bar:
         main_thread = threading.current_thread() is threading.main_thread()
         proc = subprocess.Popen(cmd, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 encoding="utf-8", errors="replace", start_new_session=main_thread)
@@ -117,8 +118,8 @@ def run_nnunet(args: list[str], env: Mapping[str, str], log_file: Path, total_ep
             for line in proc.stdout:
                 log.write(line)
                 m = epoch_re.match(line.split(": ", 1)[-1].strip())
-                if m:
-                    bar.update(task, completed=int(m.group(1)))
+                if m:  # "Epoch N" starts epoch N: N epochs are done
+                    bar.update(int(m.group(1)))
             code = proc.wait()
         except BaseException:
             with contextlib.suppress(ProcessLookupError):
@@ -170,7 +171,8 @@ def train(dataset_id: int, trainer: str, fold: int | str, env: Mapping[str, str]
     run_nnunet(["nnUNetv2_train", str(int(dataset_id)), configuration, str(fold), "-tr", trainer, "-p", plans,
                 "-device", device, *extra_args],
                env, Path(env["nnUNet_results"]) / raw.name / f"{trainer}_{configuration}_fold{fold}_train.log",
-               total_epochs=int(match.group(1)) if match else None, description=f"train {trainer} fold {fold}",
+               total_epochs=int(match.group(1)) if match else 1000,  # nnU-Net's default schedule
+               description=f"train {raw.name} {trainer} fold {fold}",
                progress=progress)
     return out
 

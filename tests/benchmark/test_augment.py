@@ -104,9 +104,10 @@ def test_label_less_parts_never_make_a_training_set(tmp_path):
 def test_benchmark_row_refuses_an_images_only_part(tmp_path):
     from pathlib import Path
 
+    from mrgen_nnunet.benchmark.build import Build as _Build
     from mrgen_nnunet.benchmark.config import load_config
     from mrgen_nnunet.benchmark.ledger import Ledger
-    from mrgen_nnunet.benchmark.protocol import Progress, _Build
+    from mrgen_nnunet.benchmark.training import Progress
 
     target = _images_only(tmp_path, 102)
     cfg = load_config(Path(__file__).resolve().parents[2] / "benchmarks" / "configs" / "mscmrseg_cpu.toml")

@@ -82,13 +82,14 @@ def test_cpu_config_has_every_row():
 def test_each_seed_trains_its_own_model(tmp_path):
     # nnU-Net names a model by dataset/trainer/plans/fold: the source row (same dataset for every seed) reused
     # seed 0's model for seeds 1.. when all seeds shared one results root
-    from mrgen_nnunet.benchmark.protocol import seed_environment
+    from mrgen_nnunet.benchmark.build import seed_environment
 
     env = {"nnUNet_raw": str(tmp_path / "raw"), "nnUNet_results": str(tmp_path / "res")}
     roots = {seed_environment(env, s)["nnUNet_results"] for s in (0, 1, 2)}
     assert len(roots) == 3 and env["nnUNet_results"] == str(tmp_path / "res")  # the caller's env is untouched
+    from mrgen_nnunet.benchmark.build import Build as _Build
     from mrgen_nnunet.benchmark.ledger import Ledger
-    from mrgen_nnunet.benchmark.protocol import Progress, _Build
+    from mrgen_nnunet.benchmark.training import Progress
 
     (tmp_path / "raw").mkdir(parents=True)
     cfg = load_config(REPO / "benchmarks" / "configs" / "mscmrseg_cpu.toml")

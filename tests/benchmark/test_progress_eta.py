@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from mrgen_nnunet.benchmark.protocol import Progress
+from mrgen_nnunet.benchmark.training import Progress
 
 
 def test_reused_trainings_leave_the_estimate():

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from synthesis_helpers import make_source_dataset, read_json
 
+from mrgen_nnunet.benchmark.build import Build as _Build
 from mrgen_nnunet.benchmark.config import BenchmarkConfig, DataSpec
 from mrgen_nnunet.benchmark.ledger import Ledger
-from mrgen_nnunet.benchmark.protocol import Progress, _Build
+from mrgen_nnunet.benchmark.training import Progress
 
 
 def _config(tmp_path, **kw) -> BenchmarkConfig:
