@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mrgen_nnunet.benchmark.config import BenchmarkConfig, DataSpec
 from mrgen_nnunet.benchmark.ledger import Ledger
-from mrgen_nnunet.benchmark.rows import ROWS
+from mrgen_nnunet.benchmark.rows import ROWS, row_key_parts
 from mrgen_nnunet.data.nnunet_raw import datasets_with_id, find_dataset, read_dataset_json
 
 
@@ -154,7 +154,8 @@ class Build:
             return parts[row.parts[0]]
         ratio = self.cfg.real_to_synthetic_ratio if row.uses_ratio else None
         settings = {"parts": [self.settings[part_keys[p]] for p in row.parts], "ratio": ratio}
-        key = "row:" + "+".join(row.parts) + (f":ratio{ratio:g}" if ratio is not None else "") + f":seed{seed}"
+        key = "row:" + row_key_parts(row) + (f":ratio{ratio:g}" if ratio is not None else "") + f":seed{seed}"
         self.settings[f"row:{name}:seed{seed}"] = settings
         return self.dataset(key, settings, lambda i: merge_slice_datasets(
-            self.raw, i, f"{'_'.join(row.parts)}_s{seed}", [parts[p] for p in row.parts], ratio))
+            self.raw, i, f"{row_key_parts(row).replace('+', '_').replace('@', '_from_')}_s{seed}",
+            [parts[p] for p in row.parts], ratio))

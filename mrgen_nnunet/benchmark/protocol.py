@@ -23,7 +23,7 @@ from mrgen_nnunet.benchmark.build import Build, seed_environment
 from mrgen_nnunet.benchmark.config import BenchmarkConfig
 from mrgen_nnunet.benchmark.ledger import Ledger
 from mrgen_nnunet.benchmark.report import RowResult, write_report
-from mrgen_nnunet.benchmark.rows import GENERATED, ROWS, SEED_PARTS, row_trainer
+from mrgen_nnunet.benchmark.rows import GENERATED, ROWS, SEED_PARTS, rounds, row_trainer
 from mrgen_nnunet.benchmark.training import (
     FOLD,
     Progress,
@@ -64,8 +64,9 @@ def run_benchmark(cfg: BenchmarkConfig, console=None, jobs: int = 1,
     # nnU-Net's final validation spawns nnUNet_def_n_proc (default 8) worker processes; on a small CPU machine
     # starting them costs more than the work
     env["nnUNet_def_n_proc"] = "1"
-    n_rows = len(set(cfg.rows) | {ROWS[r].base for r in cfg.rows if ROWS[r].base})
-    progress = Progress(console, total_trainings=n_rows * len(cfg.seeds), jobs=jobs)
+    first, *selftrain_rounds = rounds(cfg.rows)  # self-training rounds follow the rows they take labels from
+    every_row = first + [r for later in selftrain_rounds for r in later]
+    progress = Progress(console, total_trainings=len(every_row) * len(cfg.seeds), jobs=jobs)
     ledger = Ledger(out / "ledger.json", cfg.first_dataset_id, out / "nnUNet_raw", force=force)
     build = Build(cfg, env, ledger, progress)
     timings: dict[str, float] = {}
@@ -76,8 +77,7 @@ def run_benchmark(cfg: BenchmarkConfig, console=None, jobs: int = 1,
         timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - t
         return value
 
-    needed = {p for r in cfg.rows for p in ROWS[r].parts} | \
-        {p for r in cfg.rows if ROWS[r].base for p in ROWS[ROWS[r].base].parts}
+    needed = {p for r in every_row for p in ROWS[r].parts}
     progress.log(f"{cfg.name}: rows {', '.join(cfg.rows)}; seeds {cfg.seeds}; {jobs} job(s)")
     source = timed("convert", build.convert, "source", cfg.source, True, index=out / "index" / "source.jsonl")
     target = None
@@ -96,9 +96,6 @@ def run_benchmark(cfg: BenchmarkConfig, console=None, jobs: int = 1,
     target_modality = meta["mrgen"]["modality"]
 
     plans = plans_name(cfg.spacing_mm)
-    selftrain = [r for r in cfg.rows if ROWS[r].base]
-    first = list(dict.fromkeys([ROWS[r].base for r in selftrain if ROWS[r].base not in cfg.rows] +
-                               [r for r in cfg.rows if not ROWS[r].base]))
     generated_rows = [r for r in first if set(ROWS[r].parts) & set(GENERATED)]
     datasets: dict[tuple[str, int], Path] = {}  # (row, seed) -> its training dataset
     independent: dict[tuple[str, int], Path] = {}  # the rows without a generated part
@@ -181,7 +178,7 @@ def run_benchmark(cfg: BenchmarkConfig, console=None, jobs: int = 1,
         return submit(items, first)
 
     t = time.perf_counter()
-    n_tasks = (len(first) + len(selftrain)) * len(cfg.seeds) + 1
+    n_tasks = len(every_row) * len(cfg.seeds) + 1
     with ThreadPoolExecutor(max_workers=n_tasks) as pool:
         chain = None
         if generated_rows:
@@ -207,8 +204,8 @@ def run_benchmark(cfg: BenchmarkConfig, console=None, jobs: int = 1,
                 ready.set()  # the chain submits its trainings after these (and never before the source's plan)
             done = gather(futures + ([chain] if chain else []))
             results = done[:len(futures)] + (gather(done[-1]) if chain else [])
-            if selftrain:  # second round: the base rows' models label the target training images
-                second: dict[tuple[str, int], Path] = {}
+            for selftrain in selftrain_rounds:  # the base rows' models label the target training images
+                this_round: dict[tuple[str, int], Path] = {}
                 for seed in cfg.seeds:
                     parts, part_keys = parts_of[seed]
                     for row in selftrain:
@@ -217,8 +214,9 @@ def run_benchmark(cfg: BenchmarkConfig, console=None, jobs: int = 1,
                                              datasets[(base, seed)].name, row_trainer(ROWS[base], cfg.trainer), plans)
                         part_keys["pseudo"] = f"part:pseudo:{base}:seed{seed}"
                         parts["pseudo"] = timed("pseudo-label", build.pseudo, seed, base, model, target, test)
-                        second[(row, seed)] = timed("merge", build.row, row, seed, parts, part_keys)
-                results += gather(submit(second, selftrain))
+                        this_round[(row, seed)] = timed("merge", build.row, row, seed, parts, part_keys)
+                datasets.update(this_round)
+                results += gather(submit(this_round, selftrain))
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)  # trainings already running finish; none start
             raise

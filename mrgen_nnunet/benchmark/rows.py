@@ -51,6 +51,8 @@ ROWS: dict[str, Row] = {r.name: r for r in (
     Row("oracle", "target oracle", ("target",)),
     Row("selftrain", "source + pseudo-labelled target (base: source, augmented trainer)", ("source", "pseudo"),
         trainer="nnUNetTrainerMRGenAug", base="source+aug"),
+    Row("selftrain2", "source + pseudo-labelled target, 2nd round (base: selftrain)", ("source", "pseudo"),
+        trainer="nnUNetTrainerMRGenAug", base="selftrain"),
 )}
 # the rows a config runs when it names none (the original seven)
 DEFAULT_ROWS = ("source", "synthetic", "synthetic+source", "labelmap", "remap", "synthetic+source+remap", "oracle")
@@ -64,6 +66,30 @@ def row_trainer(row: Row, config_trainer: str) -> str:
     if suffix.startswith("Aug"):  # the config already names an augmented trainer
         return config_trainer
     return row.trainer + suffix
+
+
+def rounds(rows: list[str]) -> list[list[str]]:
+    """`rows` and the base rows they need, in training rounds: round 0 has the rows without a base, round k the
+    rows whose base trains in round k-1 (self-training round k). Within a round, bases that were not asked for
+    come first, then the asked rows in their order."""
+    def level(name: str) -> int:
+        return 0 if ROWS[name].base is None else 1 + level(ROWS[name].base)
+
+    wanted: list[str] = []
+    for name in rows:
+        chain = [name]
+        while ROWS[chain[-1]].base is not None:
+            chain.append(ROWS[chain[-1]].base)
+        wanted += [r for r in chain if r not in wanted]
+    ordered = sorted(wanted, key=lambda r: (r in rows, rows.index(r) if r in rows else wanted.index(r)))
+    return [[r for r in ordered if level(r) == k] for k in range(1 + max((level(r) for r in wanted), default=0))]
+
+
+def row_key_parts(row: Row) -> str:
+    """The parts of a row as its merged dataset's key names them: a row whose base is itself self-trained adds the
+    base (its pseudo-labels come from another model); first-round rows keep the key they always had."""
+    tag = "+".join(row.parts)
+    return f"{tag}@{row.base}" if row.base is not None and ROWS[row.base].base is not None else tag
 
 
 def get_row(name: str, where: object = "rows") -> Row:

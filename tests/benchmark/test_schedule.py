@@ -10,7 +10,9 @@ from pathlib import Path
 
 from mrgen_nnunet.benchmark import plans, protocol
 from mrgen_nnunet.benchmark.build import Build
+from mrgen_nnunet.benchmark.ledger import Ledger
 from mrgen_nnunet.benchmark.report import RowResult
+from mrgen_nnunet.data.nnunet_raw import find_dataset
 from mrgen_nnunet.demo.run import TEST, demo_config
 
 STRUCTURES = ("myocardium", "left ventricle", "right ventricle")
@@ -67,3 +69,28 @@ def test_one_job_runs_one_thing_at_a_time(tmp_path, monkeypatch):
     results, _ = protocol.run_benchmark(_config(tmp_path), jobs=1)
     assert events[:2] == ["generator starts", "source waited"]
     assert len(results) == 3
+
+
+def test_selftrain_rounds_train_in_order_on_their_own_datasets(tmp_path, monkeypatch):
+    """`selftrain2` takes its labels from `selftrain`'s model, which takes them from `source+aug`'s: three rounds,
+    and the two self-training rows merge different pseudo-labelled parts (their own dataset ids)."""
+    events: list[str] = []
+    _stand_ins(monkeypatch, events, wait_s=0.0)
+    stand_in_parts = {"source+aug": "labelmap", "selftrain": "remap"}
+
+    def pseudo(self, seed, base, base_model, target, test):
+        events.append(f"pseudo-label with {base}")
+        source = find_dataset(self.raw, self.ledger.dataset_id("source"))
+        dataset = self.randomised(stand_in_parts[base], seed, source)
+        self.settings[f"part:pseudo:{base}:seed{seed}"] = self.settings[f"part:{stand_in_parts[base]}:seed{seed}"]
+        return dataset
+
+    monkeypatch.setattr(Build, "pseudo", pseudo)
+    cfg = demo_config(tmp_path / "bench", None, replace(TEST, rows=("selftrain2",)))
+    results, _ = protocol.run_benchmark(cfg, jobs=2)
+    assert events == ["train source+aug", "pseudo-label with source+aug", "train selftrain",
+                      "pseudo-label with selftrain", "train selftrain2"]
+    assert [r.row for r in results] == ["source+aug", "selftrain", "selftrain2"]
+    ledger = Ledger(cfg.out / "ledger.json", cfg.first_dataset_id, cfg.out / "nnUNet_raw").entries
+    first, second = ledger["row:source+pseudo:seed0"], ledger["row:source+pseudo@selftrain:seed0"]
+    assert first["id"] != second["id"] and first["fingerprint"] != second["fingerprint"]
