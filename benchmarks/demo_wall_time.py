@@ -93,6 +93,8 @@ def main() -> None:
         print(f"run {i}: policy {policy}, {load} ...", flush=True)
         row = run_demo(policy, load != "quiet", args.limit_minutes * 60, keep)
         row["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+        row["commit"] = subprocess.run(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                       text=True).stdout.strip()  # the package code the demo ran
         results["runs"] = [r for r in results["runs"] if (r["policy"], r["load"]) != (policy, load)] + [row]
         result_file.write_text(json.dumps(results, indent=2) + "\n")
         print(f"  {row['wall_s'] / 60:.1f} min{' (stopped at the limit)' if row['stopped_at_limit'] else ''}",

@@ -11,7 +11,8 @@ def benchmark(
     config: Path = typer.Argument(..., help="Benchmark TOML, e.g. benchmarks/configs/mscmrseg_bssfp_to_lge.toml."),
     rows: str = typer.Option("", "--rows", help="Comma-separated subset of the config's rows, e.g. source,remap."),
     seeds: str = typer.Option("", "--seeds", help="Comma-separated seeds instead of the config's, e.g. 0,1,2."),
-    jobs: int = typer.Option(1, "--jobs", min=1, help="Trainings run side by side, each with cores/jobs threads."),
+    jobs: int = typer.Option(1, "--jobs", min=1, help="Jobs side by side, cores/jobs threads each; the generator "
+                      "trains in one while rows that need no generator train in the others."),
     report_only: bool = typer.Option(False, "--report-only", help="Only write the results table from the rows "
                                      "finished so far (trains nothing)."),
     force: bool = typer.Option(False, "--force", help="Rebuild outputs whose recorded settings differ from the "
