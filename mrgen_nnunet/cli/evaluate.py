@@ -24,11 +24,13 @@ def evaluate(
     gt: Path = typer.Option(..., "--gt", help="folder of ground-truth CASE.nii.gz (e.g. labelsTs)"),
     out: Path = typer.Option(..., "--out", help="folder for summary.json, metrics.csv, metrics.md, metrics.png"),
     labels: str = typer.Option(None, "--labels", help="label map name=value,... [default: dataset.json of --pred]"),
+    largest_component: bool = typer.Option(False, "--largest-component", help="score only the largest connected "
+                                           "component of each label (post-processed volumes go to OUT/postprocessed)"),
 ) -> None:
     """Dice (nnU-Net's metric code) and HD95 in mm per label per 3D volume, per case and mean."""
     from mrgen_nnunet.evaluation.metrics import evaluate_folder
 
-    result = evaluate_folder(pred, gt, _parse_labels(labels), out)
+    result = evaluate_folder(pred, gt, _parse_labels(labels), out, largest_component=largest_component)
     for name, m in result["mean"].items():
         dice = "n/a" if m["Dice"] is None else f"{m['Dice']:.4f}"
         hd = "n/a" if m["HD95_mm"] is None else f"{m['HD95_mm']:.2f}"

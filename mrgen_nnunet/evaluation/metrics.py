@@ -58,10 +58,12 @@ def _check_pair(case: str, gt, pred) -> None:
 
 
 def evaluate_folder(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike, labels: dict[str, int] | None,
-                    out_dir: str | os.PathLike) -> dict:
+                    out_dir: str | os.PathLike, largest_component: bool = False) -> dict:
     """Dice and HD95 (mm) per foreground label per volume; writes summary.json, metrics.csv, metrics.md, metrics.png.
 
     labels: {name: value} incl. background (ignored); None = read dataset.json (see `_label_map`).
+    largest_component: score the predictions with only the largest connected component of each label (written to
+    out_dir/postprocessed; evaluation.postprocess).
     Returns {"labels": {name: value}, "cases": {case: {name: {"Dice", "IoU", "HD95_mm", "n_ref", "n_pred"}}},
     "mean": {name: {"Dice", "Dice_sd", "HD95_mm", "HD95_mm_sd"}}, "foreground_mean": {"Dice", "HD95_mm"},
     "n_cases"}; NaN is written as null.
@@ -87,6 +89,11 @@ def evaluate_folder(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike, labe
                          "point --gt at the labels of exactly the predicted cases, or remove the extra predictions")
     label_map = _label_map(labels, pred_dir, gt_dir)
     foreground = {name: value for name, value in label_map.items() if value != 0}
+    if largest_component:
+        from mrgen_nnunet.evaluation.postprocess import postprocess_folder
+
+        pred_dir = postprocess_folder(pred_dir, out_dir / "postprocessed", list(foreground.values()))
+        pred_files = _case_files(pred_dir)
     known = set(label_map.values())
 
     cases: dict[str, dict] = {}

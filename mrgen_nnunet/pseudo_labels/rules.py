@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from mrgen_nnunet.errors import MRGenError
+from mrgen_nnunet.evaluation.postprocess import largest_components
 
 
 @dataclass(frozen=True)
@@ -44,22 +44,6 @@ class SliceDecision:
     reason: str  # "kept" or why not
     confidence: float  # mean top probability over the predicted foreground, in [0, 1] (0 without foreground)
     label: np.ndarray | None  # (H, W) uint8 with `ignore_value` where unconfident; None when not kept
-
-
-def largest_components(label: np.ndarray, values: list[int]) -> tuple[np.ndarray, dict[int, float]]:
-    """Keep the largest 4-connected component of each value (others -> 0). Returns (cleaned label, value ->
-    share of that value's pixels in its largest component)."""
-    out, shares = label.copy(), {}
-    for v in values:
-        mask = label == v
-        if not mask.any():
-            continue
-        components, n = ndimage.label(mask)
-        sizes = np.bincount(components.ravel())[1:]
-        biggest = int(np.argmax(sizes)) + 1
-        shares[v] = float(sizes.max() / sizes.sum())
-        out[mask & (components != biggest)] = 0
-    return out, shares
 
 
 def decide_slice(probabilities: np.ndarray, rules: PseudoLabelRules, ignore_value: int) -> SliceDecision:
