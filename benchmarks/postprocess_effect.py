@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from mrgen_nnunet.benchmark.rows import ROWS, row_trainer
 from mrgen_nnunet.benchmark.training import dataset_id_of
 from mrgen_nnunet.data.nnunet_raw import datasets_with_id, find_dataset, read_dataset_json
 from mrgen_nnunet.evaluation.metrics import evaluate_folder
-from mrgen_nnunet.trainers.nnunet_run import nnunet_environment, predict
+from mrgen_nnunet.trainers.nnunet_run import model_folder, nnunet_environment, predict
 
 VALIDATION_ID = 990  # a dataset id of the benchmark folder's raw root that the benchmark never hands out
 
@@ -74,9 +75,10 @@ def validation(cfg, bench: Path, rows: list[str], work: Path) -> dict:
     not_source_only = [r for r in rows if ROWS[r].parts != ("source",)]
     if not_source_only:  # their models are trained on the source alone: the target patients are unseen
         raise SystemExit(f"validation rows must train on the source alone, not {not_source_only}")
-    found = datasets_with_id(work / "raw", VALIDATION_ID) if (work / "raw").is_dir() else []
+    volumes_root = work / f"volumes_{cfg.target.sequence}_{cfg.target.patients}"  # one folder per patient set
+    found = datasets_with_id(volumes_root, VALIDATION_ID) if volumes_root.is_dir() else []
     volumes = found[0] if found else get_converter(cfg.target.layout)(  # the target training patients as volumes
-        cfg.target.root, work / "raw", VALIDATION_ID, name="validation", sequence=cfg.target.sequence,
+        cfg.target.root, volumes_root, VALIDATION_ID, name="validation", sequence=cfg.target.sequence,
         patients=cfg.target.patients, as_slices=False)
     labels = {k: int(v) for k, v in read_dataset_json(volumes)["labels"].items()}
     source = find_dataset(raw_root, ledger.dataset_id("source"))
@@ -85,9 +87,15 @@ def validation(cfg, bench: Path, rows: list[str], work: Path) -> dict:
         for seed in cfg.seeds:
             env = nnunet_environment(raw_root, bench / "nnUNet_preprocessed", bench / "nnUNet_results" / f"seed{seed}")
             pred = work / "validation_predictions" / row / f"seed{seed}"
-            if not any(pred.glob("*.nii.gz")):
-                predict(dataset_id_of(source), volumes / "imagesTr", pred, row_trainer(ROWS[row], cfg.trainer), env,
-                        fold=0, configuration="2d", device=cfg.device, plans=plans_name(cfg.spacing_mm))
+            trainer, plans = row_trainer(ROWS[row], cfg.trainer), plans_name(cfg.spacing_mm)
+            checkpoint = model_folder(env["nnUNet_results"], source.name, trainer, plans) / "fold_0" / \
+                "checkpoint_final.pth"
+            stamp = {"volumes": str(volumes), "checkpoint": str(checkpoint), "mtime": checkpoint.stat().st_mtime}
+            if not (pred / "stamp.json").is_file() or json.loads((pred / "stamp.json").read_text()) != stamp:
+                shutil.rmtree(pred, ignore_errors=True)  # predictions of another model or volume set
+                predict(dataset_id_of(source), volumes / "imagesTr", pred, trainer, env, fold=0,
+                        configuration="2d", device=cfg.device, plans=plans)
+                (pred / "stamp.json").write_text(json.dumps(stamp))
             pairs.setdefault(row, []).append(_score(pred, volumes / "labelsTr", labels,
                                                     work / "validation_scores" / row / f"seed{seed}", row, seed))
             print(f"validation {row} seed {seed}: raw {pairs[row][-1][0].mean_dice:.3f}, largest component "

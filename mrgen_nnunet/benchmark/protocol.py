@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from pathlib import Path
 
 from mrgen_nnunet.benchmark.build import Build, seed_environment
@@ -104,9 +104,15 @@ def run_benchmark(cfg: BenchmarkConfig, console=None, jobs: int = 1,
     threads = max(1, usable_cpus() // jobs) if jobs > 1 else None
     # `jobs` slots: a training holds one, and so does the generator's chain (train, synthesise, merge), so rows
     # that need no generator train side by side with it instead of waiting for it
-    slots = threading.Semaphore(jobs)
+    slots = threading.BoundedSemaphore(jobs)
     submitted: dict[tuple[str, int], Future] = {}
-    ready = threading.Event()  # set once the source is planned and the rows without the generator are submitted
+    ready = threading.Event()  # set once the source is planned and the parts without the generator are built
+    stop = threading.Event()  # set when anything failed: tasks waiting for a slot give up instead of starting
+    filter_key = ("source", cfg.seeds[0])  # the `nnunet` filter's model: the chain trains it (see generated_chain)
+
+    def go_on() -> None:
+        if stop.is_set():
+            raise CancelledError("an earlier stage failed")
 
     plan_locks: dict[int, threading.Lock] = {}  # rows sharing a dataset preprocess it once
 
@@ -118,13 +124,21 @@ def run_benchmark(cfg: BenchmarkConfig, console=None, jobs: int = 1,
                 progress.log(f"copying the plan to {dataset.name} and preprocessing it")
                 timed("plan", shared_plans, dataset_id_of(source), [other], env, cfg.spacing_mm, out / "logs")
 
-    def train_task(row: str, seed: int, dataset: Path) -> RowResult:
-        with slots:
-            plan_copy(dataset)
-            result = train_and_test(cfg, row, seed, dataset, test, plans, env, out / "rows" / row / f"seed{seed}",
-                                    labels, ledger, build.settings[f"row:{row}:seed{seed}"], progress, threads)
+    def train_row(row: str, seed: int, dataset: Path) -> RowResult:
+        go_on()
+        plan_copy(dataset)
+        result = train_and_test(cfg, row, seed, dataset, test, plans, env, out / "rows" / row / f"seed{seed}",
+                                labels, ledger, build.settings[f"row:{row}:seed{seed}"], progress, threads)
         build.settings[f"model:{row}:seed{seed}"] = ledger.entries[f"model:{row}:seed{seed}"]["settings"]
         return result
+
+    def train_task(row: str, seed: int, dataset: Path) -> RowResult:
+        with slots:
+            try:
+                return train_row(row, seed, dataset)
+            except BaseException:
+                stop.set()  # before the slot is released: no queued task starts after a failure
+                raise
 
     def submit(items: dict[tuple[str, int], Path], rows: list[str]) -> list[Future]:
         # row-major order: a run stopped early has every seed of its first rows (what paired statistics need)
@@ -133,36 +147,29 @@ def run_benchmark(cfg: BenchmarkConfig, console=None, jobs: int = 1,
             submitted[key] = pool.submit(train_task, *key, items[key])
         return [submitted[key] for key in order]
 
-    def filter_model_ready() -> None:
-        """The `nnunet` filter's model is the source row of the first seed: its training, or train it here."""
-        ready.wait()
-        key = ("source", cfg.seeds[0])
-        if key in submitted:
-            submitted[key].result()
-        else:
-            with slots:
-                train_and_test(cfg, "source", key[1], source, test, plans, env, out / "rows" / "source" /
-                               f"seed{key[1]}", labels, ledger, build.settings["source"], progress, threads)
-
     def generated_chain() -> list[Future]:
-        """Generator -> synthetic/translated parts -> their rows; then their trainings. Runs holding a slot that
-        the caller took for it (the generator is the longest stage: it starts first)."""
+        """Generator -> (the `nnunet` filter's model) -> synthetic/translated parts -> their rows; then their
+        trainings. Runs holding the slot the caller took for it: the generator is the longest stage and starts
+        first, and the filter's model trains in the same slot (never queued behind other rows)."""
         items: dict[tuple[str, int], Path] = {}
+        done: list[Future] = []
         try:
             index = _generator_index(out / "index" / "source.jsonl", out / "index" / "target.jsonl",
                                      out / "index" / "generator.jsonl")
             with torch_threads(threads):
                 generator = timed("generator", build.generator, index, target_modality)
+            ready.wait()  # the source's plan and the randomised parts the synthetic rows may merge
+            go_on()
             if cfg.filter == "nnunet":
-                slots.release()
-                filter_model_ready()
-                slots.acquire()
+                done.append(Future())
+                done[0].set_result(train_row(*filter_key, source))
             with torch_threads(threads):
                 for seed in cfg.seeds:
                     parts, part_keys = parts_of[seed]
                     for part in GENERATED:
                         if part not in needed:
                             continue
+                        go_on()
                         part_keys[part] = f"part:{part}:seed{seed}"
                         what = "labels" if part == "synthetic" else "slices"
                         progress.log(f"synthesising the target sequence from the source {what} (seed {seed}, mode "
@@ -171,11 +178,13 @@ def run_benchmark(cfg: BenchmarkConfig, console=None, jobs: int = 1,
                                             target_modality, part)
                     for row in generated_rows:
                         items[(row, seed)] = timed("merge", build.row, row, seed, parts, part_keys)
+        except BaseException:
+            stop.set()
+            raise
         finally:
             slots.release()
         datasets.update(items)
-        ready.wait()
-        return submit(items, first)
+        return ([done[0]] if done and filter_key[0] in first else []) + submit(items, first)
 
     t = time.perf_counter()
     n_tasks = len(every_row) * len(cfg.seeds) + 1
@@ -199,9 +208,14 @@ def run_benchmark(cfg: BenchmarkConfig, console=None, jobs: int = 1,
                         if row not in generated_rows:
                             independent[(row, seed)] = timed("merge", build.row, row, seed, parts, part_keys)
                 datasets.update(independent)
-                futures = submit(independent, first)
+                if chain is not None and cfg.filter == "nnunet":
+                    independent.pop(filter_key, None)  # the chain trains it before synthesising
+            except BaseException:
+                stop.set()
+                raise
             finally:
-                ready.set()  # the chain submits its trainings after these (and never before the source's plan)
+                ready.set()  # also on failure (then with `stop` set): the chain must not wait forever
+            futures = submit(independent, first)
             done = gather(futures + ([chain] if chain else []))
             results = done[:len(futures)] + (gather(done[-1]) if chain else [])
             for selftrain in selftrain_rounds:  # the base rows' models label the target training images
@@ -218,7 +232,8 @@ def run_benchmark(cfg: BenchmarkConfig, console=None, jobs: int = 1,
                 datasets.update(this_round)
                 results += gather(submit(this_round, selftrain))
         except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)  # trainings already running finish; none start
+            stop.set()  # trainings already running finish (or die with Ctrl-C); none starts after them
+            pool.shutdown(wait=True, cancel_futures=True)
             raise
     timings["train+test"] = time.perf_counter() - t
     order = {row: i for i, row in enumerate(cfg.rows)}

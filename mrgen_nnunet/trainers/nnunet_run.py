@@ -111,6 +111,7 @@ def run_nnunet(args: list[str], env: Mapping[str, str], log_file: Path, total_ep
             StepProgress(description or args[0], total=total_epochs or 0, quiet=total_epochs is None,
                          plain=None if progress else True, unit="epoch") as bar:
         main_thread = threading.current_thread() is threading.main_thread()
+        first_epoch = None
         proc = subprocess.Popen(cmd, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 encoding="utf-8", errors="replace", start_new_session=main_thread)
         previous = signal.signal(signal.SIGTERM, stop) if main_thread else None
@@ -119,8 +120,12 @@ def run_nnunet(args: list[str], env: Mapping[str, str], log_file: Path, total_ep
                 log.write(line)
                 m = epoch_re.match(line.split(": ", 1)[-1].strip())
                 if m:  # "Epoch N" starts epoch N: N epochs are done
+                    if first_epoch is None:  # a resumed training starts at its checkpoint's epoch
+                        first_epoch = bar.start = int(m.group(1))
                     bar.update(int(m.group(1)))
             code = proc.wait()
+            if code == 0 and first_epoch is not None:
+                bar.update(bar.total)
         except BaseException:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL) if main_thread else proc.kill()

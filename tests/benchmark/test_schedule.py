@@ -8,12 +8,15 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from mrgen_nnunet.benchmark import plans, protocol
 from mrgen_nnunet.benchmark.build import Build
 from mrgen_nnunet.benchmark.ledger import Ledger
 from mrgen_nnunet.benchmark.report import RowResult
 from mrgen_nnunet.data.nnunet_raw import find_dataset
 from mrgen_nnunet.demo.run import TEST, demo_config
+from mrgen_nnunet.errors import MRGenError
 
 STRUCTURES = ("myocardium", "left ventricle", "right ventricle")
 
@@ -36,6 +39,7 @@ def _stand_ins(monkeypatch, events: list, wait_s: float):
         return Path("generator")
 
     def synthetic(self, seed, source, generator, target_modality, part="synthetic"):
+        events.append("synthesise")
         dataset = self.randomised("labelmap", seed, source)  # a real slice dataset with its own case ids
         self.settings[f"part:{part}:seed{seed}"] = self.settings[f"part:labelmap:seed{seed}"]
         return dataset
@@ -57,7 +61,7 @@ def test_rows_without_the_generator_train_while_it_trains(tmp_path, monkeypatch)
     results, _ = protocol.run_benchmark(_config(tmp_path), jobs=2)
     assert events[0] == "generator starts"  # the longest stage starts first
     assert events.index("train source") < events.index("source trained meanwhile")
-    assert events[-1] == "train synthetic+source"  # only after the generator
+    assert events[-2:] == ["synthesise", "train synthetic+source"]  # only after the generator
     assert sorted(e for e in events if e.startswith("train")) == \
         ["train remap", "train source", "train synthetic+source"]  # every row exactly once
     assert [r.row for r in results] == ["source", "synthetic+source", "remap"]  # the config's order
@@ -94,3 +98,33 @@ def test_selftrain_rounds_train_in_order_on_their_own_datasets(tmp_path, monkeyp
     ledger = Ledger(cfg.out / "ledger.json", cfg.first_dataset_id, cfg.out / "nnUNet_raw").entries
     first, second = ledger["row:source+pseudo:seed0"], ledger["row:source+pseudo@selftrain:seed0"]
     assert first["id"] != second["id"] and first["fingerprint"] != second["fingerprint"]
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_the_nnunet_filter_model_trains_once_before_synthesis(tmp_path, monkeypatch, jobs):
+    events: list[str] = []
+    _stand_ins(monkeypatch, events, wait_s=0.0)
+    cfg = _config(tmp_path)
+    cfg.filter = "nnunet"
+    results, _ = protocol.run_benchmark(cfg, jobs=jobs)
+    assert events.count("train source") == 1
+    assert events.index("train source") < events.index("synthesise") < events.index("train synthetic+source")
+    assert sorted(r.row for r in results) == ["remap", "source", "synthetic+source"]
+
+
+def test_a_failed_training_starts_nothing_after_it(tmp_path, monkeypatch):
+    events: list[str] = []
+    _stand_ins(monkeypatch, events, wait_s=0.0)
+    stand_in = protocol.train_and_test
+
+    def failing(cfg, row, *args, **kwargs):
+        if row == "source":
+            events.append("train source")
+            raise MRGenError("nnUNetv2_train failed", "log", "see the log")
+        return stand_in(cfg, row, *args, **kwargs)
+
+    monkeypatch.setattr(protocol, "train_and_test", failing)
+    cfg = demo_config(tmp_path / "bench", None, replace(TEST, rows=("source", "remap", "oracle")))
+    with pytest.raises(MRGenError, match="nnUNetv2_train failed"):
+        protocol.run_benchmark(cfg, jobs=1)
+    assert events == ["train source"]  # the queued rows gave up instead of training one after another

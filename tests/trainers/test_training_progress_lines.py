@@ -30,9 +30,24 @@ def test_epochs_are_plain_lines_in_a_log(tmp_path, monkeypatch, side_by_side):
     run_nnunet(["fake_train"], env, tmp_path / "train.log", total_epochs=4, description="train Dataset905_x",
                progress=not side_by_side)
     lines = out.getvalue().splitlines()
-    assert [line.split("  ")[0] for line in lines] == [f"train Dataset905_x: epoch {e}/4" for e in range(4)]
+    assert [line.split("  ")[0] for line in lines] == [f"train Dataset905_x: epoch {e}/4" for e in range(5)]
     assert all("epochs/s" in line and "ETA" in line for line in lines)
     assert "Epoch 3" in (tmp_path / "train.log").read_text(encoding="utf-8")  # the full output is logged
+
+
+def test_a_resumed_training_counts_from_its_checkpoint(tmp_path, monkeypatch):
+    (tmp_path / "bin").mkdir()
+    tool = tmp_path / "bin" / "fake_resume"
+    tool.write_text("#!/bin/sh\nfor e in 6 7; do echo \"2026-12-02 08:00:0$e.000000: Epoch $e\"; done\n")
+    tool.chmod(0o755)
+    monkeypatch.setattr(progress, "EVERY_S", 0.0)
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    env = dict(os.environ, PATH=str(tmp_path / "bin") + os.pathsep + os.environ["PATH"])
+    run_nnunet(["fake_resume"], env, tmp_path / "train.log", total_epochs=8, description="train", progress=False)
+    lines = out.getvalue().splitlines()
+    assert [line.split("  ")[0] for line in lines] == ["train: epoch 6/8", "train: epoch 7/8", "train: epoch 8/8"]
+    assert lines[-1].endswith("ETA 0:00")
 
 
 def test_tools_without_epochs_print_nothing(tmp_path, monkeypatch):
