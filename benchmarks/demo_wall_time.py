@@ -6,7 +6,8 @@ Up to four runs of the real demo from the same installed .venv, each into a fres
 busy job. "Off" = `MRGEN_THREAD_POLICY=off` with no `OMP_*` variables set: what the tool did before the policy;
 "on" = the default. The busy job is one process spinning a 1-thread float32 matmul loop (a CPU-bound neighbour
 such as another user's training), started before the demo and killed after it. Per run: wall time, and the wall
-time of each demo stage read from the demo's own progress lines; the quiet policy-on run keeps its contact sheet.
+time of each demo stage read from the demo's own progress lines, the longest silence of its output (a pipe, as
+in `make demo > log`); the quiet policy-on run keeps its contact sheet.
 A run past `--limit-minutes` is stopped and reported as stopped at that time (a lower bound). Run it on a machine with nothing else running:
 
     .venv/bin/python benchmarks/demo_wall_time.py --out benchmarks/results/demo_wall_time
@@ -15,6 +16,7 @@ A run past `--limit-minutes` is stopped and reported as stopped at that time (a 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -24,6 +26,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -47,16 +50,31 @@ def run_demo(policy: str, busy: bool, limit_s: float, keep: Path) -> dict:
             time.sleep(3)  # let it import torch and start spinning
         start = time.perf_counter()
         log = keep.with_suffix(".log")
+        arrivals: list[tuple[float, str]] = []  # (seconds since start, line): the longest silence of the log
         with log.open("w") as out:
             proc = subprocess.Popen([str(mrgen), "demo", "--out", str(Path(tmp) / "demo")], env=clean_env(policy),
-                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                    start_new_session=True)
+
+            def read():  # the demo's stdout is a pipe, as in `make demo > log`
+                for line in proc.stdout:
+                    out.write(line)
+                    out.flush()
+                    if line.strip():
+                        arrivals.append((time.perf_counter() - start, line.strip()[:80]))
+
+            reader = threading.Thread(target=read, daemon=True)
+            reader.start()
             try:
                 rc = proc.wait(timeout=limit_s)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
                 rc = None
+            reader.join(timeout=10)
         wall = time.perf_counter() - start
+        gaps = [(b[0] - a[0], a[1]) for a, b in itertools.pairwise([(0.0, "start"), *arrivals])]
+        longest = max(gaps, default=(wall, "no output"))
         if neighbour:
             neighbour.kill()
             neighbour.wait()
@@ -65,7 +83,8 @@ def run_demo(policy: str, busy: bool, limit_s: float, keep: Path) -> dict:
                 shutil.copy(png, keep.with_name(keep.name + "_contact_sheet.png"))
     text = log.read_text(errors="replace")
     return {"policy": policy, "load": "beside 1 busy job" if busy else "quiet", "returncode": rc,
-            "stopped_at_limit": rc is None, "wall_s": round(wall, 1), "stages": stage_times(text), "log": log.name}
+            "stopped_at_limit": rc is None, "wall_s": round(wall, 1), "stages": stage_times(text), "log": log.name,
+            "longest_silence_s": round(longest[0], 1), "longest_silence_after": longest[1]}
 
 
 def stage_times(text: str) -> dict[str, str]:

@@ -17,7 +17,8 @@ from mrgen_nnunet.errors import MRGenError
 
 @dataclass(frozen=True)
 class DemoSize:
-    """How big the demo is. `default` takes ~7 min on 2 quiet CPU cores; `test` is the fast-test version."""
+    """How big the demo is. `default` took 6.3 min on 2 quiet CPU cores (2 jobs; benchmarks/README.md); `test` is
+    the fast-test version."""
 
     patients: int = 8  # phantom patients per sequence; the last `test_patients` are the test set
     test_patients: int = 2
