@@ -30,7 +30,7 @@ from mrgen_nnunet.benchmark.ledger import Ledger
 from mrgen_nnunet.benchmark.plans import plans_name
 from mrgen_nnunet.benchmark.report import RowResult, paired_difference
 from mrgen_nnunet.benchmark.rows import ROWS, row_trainer
-from mrgen_nnunet.benchmark.training import dataset_id_of
+from mrgen_nnunet.benchmark.training import dataset_id_of, result_from_metrics
 from mrgen_nnunet.data.nnunet_raw import datasets_with_id, find_dataset, read_dataset_json
 from mrgen_nnunet.evaluation.metrics import evaluate_folder
 from mrgen_nnunet.trainers.nnunet_run import model_folder, nnunet_environment, predict
@@ -38,17 +38,10 @@ from mrgen_nnunet.trainers.nnunet_run import model_folder, nnunet_environment, p
 VALIDATION_ID = 990  # a dataset id of the benchmark folder's raw root that the benchmark never hands out
 
 
-def _result(row: str, seed: int, metrics: dict) -> RowResult:
-    structures = [s for s in metrics["mean"]]
-    cases = {c: {s: float("nan") if v[s]["Dice"] is None else float(v[s]["Dice"]) for s in structures}
-             for c, v in metrics["cases"].items()}
-    return RowResult(row, seed, {s: float(metrics["mean"][s]["Dice"]) for s in structures}, {}, cases=cases)
-
-
 def _score(pred: Path, gt: Path, labels: dict, out: Path, row: str, seed: int) -> tuple[RowResult, RowResult]:
     raw = evaluate_folder(pred, gt, labels, out / "raw")
     clean = evaluate_folder(pred, gt, labels, out / "largest_component", largest_component=True)
-    return _result(row, seed, raw), _result(row, seed, clean)
+    return result_from_metrics(row, seed, raw), result_from_metrics(row, seed, clean)
 
 
 def _table(pairs: dict[str, list[tuple[RowResult, RowResult]]]) -> tuple[list[dict], str]:

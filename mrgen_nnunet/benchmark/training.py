@@ -60,6 +60,15 @@ def _number(x: float | None) -> float:
     return float("nan") if x is None else float(x)
 
 
+def result_from_metrics(row: str, seed: int, metrics: dict, **fields) -> RowResult:
+    """A RowResult from `evaluation.metrics.evaluate_folder`'s summary (foreground structures; None -> NaN)."""
+    structures = list(metrics["mean"])
+    return RowResult(row, seed, {s: float(metrics["mean"][s]["Dice"]) for s in structures},
+                     {s: _number(metrics["mean"][s]["HD95_mm"]) for s in structures},
+                     cases={c: {s: _number(v[s]["Dice"]) for s in structures} for c, v in metrics["cases"].items()},
+                     **fields)
+
+
 def dataset_id_of(folder: Path) -> int:
     return int(folder.name[len("Dataset"):].split("_")[0])
 
@@ -134,13 +143,8 @@ def train_and_test(cfg: BenchmarkConfig, row: str, seed: int, dataset: Path, tes
                 device=cfg.device, plans=plans)
         t2 = time.perf_counter()
         metrics = evaluate_folder(pred, test / "labelsTr", labels, out / "evaluation")
-    structures = [s for s in labels if s != "background"]
-    dice = {s: float(metrics["mean"][s]["Dice"]) for s in structures}
-    hd95 = {s: _number(metrics["mean"][s]["HD95_mm"]) for s in structures}
-    cases = {c: {s: _number(v[s]["Dice"]) for s in structures} for c, v in metrics["cases"].items()}
-    result = RowResult(row, seed, dice, hd95, len(list_cases(dataset)),
-                       {"train": t1 - t0, "predict": t2 - t1, "evaluate": time.perf_counter() - t2},
-                       trainer=trainer, cases=cases)
+    result = result_from_metrics(row, seed, metrics, train_cases=len(list_cases(dataset)), trainer=trainer,
+                                 seconds={"train": t1 - t0, "predict": t2 - t1, "evaluate": time.perf_counter() - t2})
     write_text_atomic(json.dumps(result.to_dict(), indent=1) + "\n", done)
     progress.training_finished(t1 - t0, f"row '{row}' seed {seed} (mean Dice {result.mean_dice:.3f})")
     return result

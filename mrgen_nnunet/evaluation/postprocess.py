@@ -38,10 +38,10 @@ def largest_components(label: np.ndarray, values: list[int]) -> tuple[np.ndarray
 def postprocess_folder(pred_dir: str | os.PathLike, out_dir: str | os.PathLike, values: list[int]) -> Path:
     """Every CASE.nii.gz (or .nii/.mha/.nrrd) of `pred_dir` with only the largest component of each of `values`,
     written to `out_dir` on the same grid. Returns `out_dir`."""
-    from mrgen_nnunet.evaluation.metrics import ENDINGS
+    from mrgen_nnunet.evaluation.metrics import _case_files
 
     pred_dir, out_dir = Path(pred_dir), Path(out_dir)
-    files = [f for f in sorted(pred_dir.iterdir()) if f.name.endswith(ENDINGS) and not f.name.startswith(".")]
+    files = list(_case_files(pred_dir).values())
     if not files:
         raise MRGenError("no predicted volumes to post-process", pred_dir, "point --pred at nnUNetv2_predict output")
     out_dir.mkdir(parents=True, exist_ok=True)
