@@ -37,6 +37,8 @@ class Row:
 ROWS: dict[str, Row] = {r.name: r for r in (
     Row("source", "source only", ("source",)),
     Row("source+aug", "source, augmented trainer", ("source",), trainer="nnUNetTrainerMRGenAug"),
+    Row("source+aug-sla", "source, augmented trainer (SLAug styles only)", ("source",),
+        trainer="nnUNetTrainerMRGenAugSLA"),
     Row("synthetic", "synthetic only (MRGen)", ("synthetic",)),
     Row("synthetic+source", "synthetic + source", ("source", "synthetic"), uses_ratio=True),
     Row("synthetic+source+aug", "synthetic + source, augmented trainer", ("source", "synthetic"), uses_ratio=True,

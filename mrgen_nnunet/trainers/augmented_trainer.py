@@ -7,7 +7,9 @@ the test set see real appearance only. Everything of nnUNetTrainerMRGen (real-on
 sampling) applies unchanged, and a plain nnU-Net dataset (no `mrgen` key) trains with the default settings.
 
 Settings: `mrgen.augmentation` in dataset.json, e.g. `{"p": 0.8, "weights": {"global": 0.3, "class": 0.3,
-"gin": 0.2, "labelmap": 0.2}}` (appearance_transform.AppearanceSettings). 2d configurations only (the tool is 2D).
+"gin": 0.2, "labelmap": 0.2}}` (appearance_transform.AppearanceSettings), over the class's `appearance_defaults`.
+Named variants change only the defaults: `nnUNetTrainerMRGenAugSLA` draws SLAug's two styles (global and
+class-level location-scale) only. 2d configurations only (the tool is 2D).
 """
 
 from __future__ import annotations
@@ -22,10 +24,13 @@ from mrgen_nnunet.trainers.mrgen_trainer import nnUNetTrainerMRGen
 
 
 class nnUNetTrainerMRGenAug(nnUNetTrainerMRGen):
+    appearance_defaults: dict = {}  # AppearanceSettings keys a named variant sets; dataset.json overrides them
+
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
-        self.appearance = AppearanceSettings.from_dict((dataset_json.get("mrgen") or {}).get("augmentation"))
+        from_dataset = (dataset_json.get("mrgen") or {}).get("augmentation") or {}
+        self.appearance = AppearanceSettings.from_dict({**self.appearance_defaults, **from_dataset})
         self.print_to_log_file(f"appearance augmentation: {self.appearance.to_dict()}")
 
     def get_training_transforms(self, patch_size, *args, **kwargs):
@@ -38,3 +43,9 @@ class nnUNetTrainerMRGenAug(nnUNetTrainerMRGen):
         at = max(i for i, t in enumerate(steps) if isinstance(t, (SpatialTransform, Convert2DTo3DTransform))) + 1
         steps.insert(at, AppearanceTransform(self.appearance))
         return compose
+
+
+class nnUNetTrainerMRGenAugSLA(nnUNetTrainerMRGenAug):
+    """SLAug's styles only (Su et al. 2023): global and class-level location-scale, no GIN, no label-map images."""
+
+    appearance_defaults = {"weights": {"global": 0.5, "class": 0.5}}

@@ -9,7 +9,7 @@ is one class here.
 
 from __future__ import annotations
 
-from mrgen_nnunet.trainers.augmented_trainer import nnUNetTrainerMRGenAug
+from mrgen_nnunet.trainers.augmented_trainer import nnUNetTrainerMRGenAug, nnUNetTrainerMRGenAugSLA
 from mrgen_nnunet.trainers.mrgen_trainer import nnUNetTrainerMRGen
 
 
@@ -87,6 +87,12 @@ class nnUNetTrainerMRGenAug_50epochs_60it(nnUNetTrainerMRGenAug):
 
 class nnUNetTrainerMRGenAug_100epochs_60it(nnUNetTrainerMRGenAug):
     schedule = (100, 60)
+
+class nnUNetTrainerMRGenAugSLA_2epochs_10it(nnUNetTrainerMRGenAugSLA):
+    schedule = (2, 10)
+
+class nnUNetTrainerMRGenAugSLA_30epochs_60it(nnUNetTrainerMRGenAugSLA):
+    schedule = (30, 60)
 
 class nnUNetTrainerMRGenAug_30epochs(nnUNetTrainerMRGenAug):
     schedule = (30, None)

@@ -216,3 +216,29 @@ def test_augmented_trainer_inserts_transform_in_training_only(planned, monkeypat
     assert AppearanceTransform not in [type(t) for t in gen_val.data_loader.transforms.transforms]
     batch = next(gen_tr)
     assert batch["data"].shape[0] == trainer.batch_size and torch.isfinite(batch["data"]).all()
+
+
+def test_named_augmented_variant_sets_defaults_that_dataset_json_overrides(planned, monkeypatch):
+    """`nnUNetTrainerMRGenAugSLA` draws only SLAug's styles by default; dataset.json `mrgen.augmentation` still wins
+    key by key (here `p`), and the base trainer keeps its four-style default."""
+    import torch
+
+    from mrgen_nnunet.trainers.training_length import (nnUNetTrainerMRGenAug_1epochs_10it,
+                                                       nnUNetTrainerMRGenAugSLA_2epochs_10it)
+
+    env, folder, pre = planned
+    _set_env(monkeypatch, env)
+    plans = json.loads((pre / "nnUNetPlans.json").read_text(encoding="utf-8"))
+
+    def build(cls):  # nnU-Net pops `continue_training` from the plans it is given
+        return cls({**plans, "continue_training": False}, "2d", 0, dataset_json, device=torch.device("cpu"))
+
+    dataset_json = json.loads((pre / "dataset.json").read_text(encoding="utf-8"))
+    dataset_json["mrgen"].pop("augmentation", None)
+    sla = build(nnUNetTrainerMRGenAugSLA_2epochs_10it)
+    assert sla.appearance.weights == {"global": 0.5, "class": 0.5} and sla.appearance.p == 0.8
+    base = build(nnUNetTrainerMRGenAug_1epochs_10it)
+    assert set(base.appearance.weights) == {"global", "class", "gin", "labelmap"}
+    dataset_json["mrgen"]["augmentation"] = {"p": 0.3}
+    sla = build(nnUNetTrainerMRGenAugSLA_2epochs_10it)
+    assert sla.appearance.p == 0.3 and sla.appearance.weights == {"global": 0.5, "class": 0.5}
