@@ -223,8 +223,10 @@ def test_named_augmented_variant_sets_defaults_that_dataset_json_overrides(plann
     key by key (here `p`), and the base trainer keeps its four-style default."""
     import torch
 
-    from mrgen_nnunet.trainers.training_length import (nnUNetTrainerMRGenAug_1epochs_10it,
-                                                       nnUNetTrainerMRGenAugSLA_2epochs_10it)
+    from mrgen_nnunet.trainers.training_length import (
+        nnUNetTrainerMRGenAug_1epochs_10it,
+        nnUNetTrainerMRGenAugSLA_2epochs_10it,
+    )
 
     env, folder, pre = planned
     _set_env(monkeypatch, env)
