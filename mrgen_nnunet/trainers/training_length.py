@@ -91,6 +91,9 @@ class nnUNetTrainerMRGenAug_100epochs_60it(nnUNetTrainerMRGenAug):
 class nnUNetTrainerMRGenAugSLA_2epochs_10it(nnUNetTrainerMRGenAugSLA):
     schedule = (2, 10)
 
+class nnUNetTrainerMRGenAugSLA_8epochs_60it(nnUNetTrainerMRGenAugSLA):
+    schedule = (8, 60)
+
 class nnUNetTrainerMRGenAugSLA_30epochs_60it(nnUNetTrainerMRGenAugSLA):
     schedule = (30, 60)
 
