@@ -40,7 +40,9 @@ class NnUNetFilter:
         self.predictor = predictor
         self.id = f"nnunet:{model_id}"
         self.unrequested_min_fraction = unrequested_min_fraction
-        self.labels = {k: int(v) for k, v in predictor.dataset_json["labels"].items()}
+        # the classes the model predicts: nnU-Net's `ignore` label (e.g. a model trained on pseudo-labels, whose
+        # unconfident pixels are ignored) masks the loss and is never an output channel
+        self.labels = {k: int(v) for k, v in predictor.dataset_json["labels"].items() if k != "ignore"}
 
     @classmethod
     def from_folder(cls, folder: str | Path, fold: int | str = 0, checkpoint: str = "checkpoint_final.pth",

@@ -130,3 +130,21 @@ def test_cli_pseudo_label_takes_an_images_only_dataset(model, tmp_path, capsys):
     assert main(["pseudo-label", "--model", str(model_dir), "--images", str(dataset), "--out-dataset", "608",
                  "--out-raw", str(raw), "--exclude", sorted(patients.values())[0], "--device", "cpu"]) == 1
     assert "excluded (test) patients" in capsys.readouterr().err
+
+
+def test_second_round_from_a_model_trained_with_an_ignore_label(model, tmp_path):
+    """A self-training round's model was trained on pseudo-labels, so its dataset.json carries nnU-Net's `ignore`
+    label (not an output channel). Pseudo-labelling with it again gives the same label map plus one new `ignore`
+    value, not an ignore label counted as a structure (the benchmark's `selftrain2` row failed on that)."""
+    model_dir, images, _ = model
+    second = tmp_path / "model" / model_dir.name
+    shutil.copytree(model_dir, second)
+    meta = json.loads((second / "dataset.json").read_text(encoding="utf-8"))
+    meta["labels"]["ignore"] = max(meta["labels"].values()) + 1  # as a model trained on pseudo-labels has
+    (second / "dataset.json").write_text(json.dumps(meta), encoding="utf-8")
+    first = pseudo_label(model_dir, images, tmp_path / "a", 611, "pseudo", rules=RELAXED)
+    again = pseudo_label(second, images, tmp_path / "b", 612, "pseudo", rules=RELAXED)
+    labels = json.loads((again / "dataset.json").read_text(encoding="utf-8"))["labels"]
+    assert labels == {"background": 0, "square": 1, "ignore": 2}
+    for f in sorted((first / "labelsTr").iterdir()):  # same network, same pseudo-labels
+        assert np.array_equal(read_image(f)[0], read_image(again / "labelsTr" / f.name)[0])
