@@ -157,5 +157,5 @@ class Build:
         key = "row:" + row_key_parts(row) + (f":ratio{ratio:g}" if ratio is not None else "") + f":seed{seed}"
         self.settings[f"row:{name}:seed{seed}"] = settings
         return self.dataset(key, settings, lambda i: merge_slice_datasets(
-            self.raw, i, f"{row_key_parts(row).replace('+', '_').replace('@', '_from_')}_s{seed}",
+            self.raw, i, f"{row_key_parts(row).replace('+', '_').replace('@', '_from_').replace('#', '_')}_s{seed}",
             [parts[p] for p in row.parts], ratio))

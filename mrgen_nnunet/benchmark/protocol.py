@@ -127,8 +127,15 @@ def run_benchmark(cfg: BenchmarkConfig, console=None, jobs: int = 1,
     def train_row(row: str, seed: int, dataset: Path) -> RowResult:
         go_on()
         plan_copy(dataset)
+        pretrained = None
+        if ROWS[row].finetune:  # the base row's final weights (its round trained before this one)
+            base = ROWS[row].base
+            pretrained = model_folder(seed_environment(env, seed)["nnUNet_results"], datasets[(base, seed)].name,
+                                      row_trainer(ROWS[base], cfg.trainer), plans) / f"fold_{FOLD}" / \
+                "checkpoint_final.pth"
         result = train_and_test(cfg, row, seed, dataset, test, plans, env, out / "rows" / row / f"seed{seed}",
-                                labels, ledger, build.settings[f"row:{row}:seed{seed}"], progress, threads)
+                                labels, ledger, build.settings[f"row:{row}:seed{seed}"], progress, threads,
+                                pretrained=pretrained)
         build.settings[f"model:{row}:seed{seed}"] = ledger.entries[f"model:{row}:seed{seed}"]["settings"]
         return result
 

@@ -32,6 +32,10 @@ class Row:
     uses_ratio: bool = False
     trainer: str = BASE_TRAINER
     base: str | None = None  # the row whose trained model pseudo-labels the target images (rows with "pseudo")
+    # start from the base row's trained weights (`nnUNetv2_train -pretrained_weights`, nnU-Net's fine-tuning: all
+    # but the 1x1 segmentation heads) instead of from scratch; trains on its own copy of the merged dataset so its
+    # model folder is not the from-scratch row's
+    finetune: bool = False
 
 
 ROWS: dict[str, Row] = {r.name: r for r in (
@@ -53,6 +57,8 @@ ROWS: dict[str, Row] = {r.name: r for r in (
     Row("oracle", "target oracle", ("target",)),
     Row("selftrain", "source + pseudo-labelled target (base: source, augmented trainer)", ("source", "pseudo"),
         trainer="nnUNetTrainerMRGenAug", base="source+aug"),
+    Row("selftrain-ft", "source + pseudo-labelled target, fine-tuned from the base (base: source, augmented trainer)",
+        ("source", "pseudo"), trainer="nnUNetTrainerMRGenAug", base="source+aug", finetune=True),
     Row("selftrain2", "source + pseudo-labelled target, 2nd round (base: selftrain)", ("source", "pseudo"),
         trainer="nnUNetTrainerMRGenAug", base="selftrain"),
 )}
@@ -89,9 +95,11 @@ def rounds(rows: list[str]) -> list[list[str]]:
 
 def row_key_parts(row: Row) -> str:
     """The parts of a row as its merged dataset's key names them: a row whose base is itself self-trained adds the
-    base (its pseudo-labels come from another model); first-round rows keep the key they always had."""
+    base (its pseudo-labels come from another model), a fine-tuned row `#finetune` (its own dataset, hence its own
+    model folder); first-round rows keep the key they always had."""
     tag = "+".join(row.parts)
-    return f"{tag}@{row.base}" if row.base is not None and ROWS[row.base].base is not None else tag
+    tag = f"{tag}@{row.base}" if row.base is not None and ROWS[row.base].base is not None else tag
+    return f"{tag}#finetune" if row.finetune else tag
 
 
 def get_row(name: str, where: object = "rows") -> Row:

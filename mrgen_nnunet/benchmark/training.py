@@ -104,11 +104,12 @@ _display = threading.Lock()  # prediction and evaluation draw rich progress bars
 
 def train_and_test(cfg: BenchmarkConfig, row: str, seed: int, dataset: Path, test: Path, plans: str, env: dict,
                    out: Path, labels: dict[str, int], ledger: Ledger, settings: dict, progress: Progress,
-                   threads: int | None = None) -> RowResult:
+                   threads: int | None = None, pretrained: Path | None = None) -> RowResult:
     """Train `dataset` with the shared plan and the row's trainer, predict the test volumes, evaluate.
 
     The result (out/result.json) is reused when its settings match; a training killed midway continues from its
     latest checkpoint (`nnUNetv2_train --c`). `threads` sets OMP_NUM_THREADS of the training (side-by-side jobs).
+    `pretrained`: a checkpoint to start from (`nnUNetv2_train -pretrained_weights`: fine-tuning).
     """
     from mrgen_nnunet.evaluation.metrics import evaluate_folder
     from mrgen_nnunet.trainers.nnunet_run import model_folder, predict, train
@@ -118,7 +119,7 @@ def train_and_test(cfg: BenchmarkConfig, row: str, seed: int, dataset: Path, tes
     env = seed_environment(env, seed)
     model = model_folder(env["nnUNet_results"], dataset.name, trainer, plans) / f"fold_{FOLD}"
     key_settings = {"dataset": settings, "trainer": trainer, "plans": plans, "fold": FOLD, "seed": seed,
-                    "test": cfg.test.patients, "device": cfg.device}
+                    "test": cfg.test.patients, "device": cfg.device, **({"init": "pretrained"} if pretrained else {})}
 
     def remove():
         shutil.rmtree(out, ignore_errors=True)
@@ -134,8 +135,12 @@ def train_and_test(cfg: BenchmarkConfig, row: str, seed: int, dataset: Path, tes
         resume = (model / "checkpoint_latest.pth").is_file()
         progress.log(f"row '{row}' seed {seed}: {'resuming' if resume else 'training'} {trainer} on "
                      f"{dataset.name}" + (f" ({threads} thread(s))" if threads else ""))
+        if pretrained is not None and not resume and not Path(pretrained).is_file():
+            raise MRGenError(f"row '{row}' starts from a model that has not finished training", pretrained,
+                             "train its base row first (the benchmark does, in the round before)")
+        start = ("--c",) if resume else ("-pretrained_weights", str(pretrained)) if pretrained is not None else ()
         train(dataset_id_of(dataset), trainer, FOLD, env, configuration="2d", device=cfg.device, plans=plans,
-              extra_args=("--c",) if resume else (), progress=progress.jobs == 1)
+              extra_args=start, progress=progress.jobs == 1)
     t1 = time.perf_counter()
     with _display:
         pred = out / "predictions"

@@ -25,8 +25,8 @@ def _stand_ins(monkeypatch, events: list, wait_s: float):
     source_training = threading.Event()
 
     def train_and_test(cfg, row, seed, dataset, test, plans_name, env, out, labels, ledger, settings, progress,
-                       threads=None):
-        events.append(f"train {row}")
+                       threads=None, pretrained=None):
+        events.append(f"train {row}" + (f" from {pretrained}" if pretrained else ""))
         if row == "source":
             source_training.set()
         ledger.entries[f"model:{row}:seed{seed}"] = {"settings": {"dataset": settings}}
@@ -107,6 +107,30 @@ def test_selftrain_rounds_train_in_order_on_their_own_datasets(tmp_path, monkeyp
     ledger = Ledger(cfg.out / "ledger.json", cfg.first_dataset_id, cfg.out / "nnUNet_raw").entries
     first, second = ledger["row:source+pseudo:seed0"], ledger["row:source+pseudo@selftrain:seed0"]
     assert first["id"] != second["id"] and first["fingerprint"] != second["fingerprint"]
+
+
+def test_a_finetuned_selftrain_row_starts_from_its_base_models_weights(tmp_path, monkeypatch):
+    """`selftrain-ft` trains from the base row's final checkpoint (nnUNetv2_train -pretrained_weights) on its own
+    copy of the merged dataset, so its model folder is never the from-scratch `selftrain` row's."""
+    events: list[str] = []
+    _stand_ins(monkeypatch, events, wait_s=0.0)
+
+    def pseudo(self, seed, base, base_model, target, test):
+        source = find_dataset(self.raw, self.ledger.dataset_id("source"))
+        dataset = self.randomised("labelmap", seed, source)
+        self.settings[f"part:pseudo:{base}:seed{seed}"] = self.settings[f"part:labelmap:seed{seed}"]
+        return dataset
+
+    monkeypatch.setattr(Build, "pseudo", pseudo)
+    cfg = demo_config(tmp_path / "bench", None, replace(TEST, rows=("selftrain", "selftrain-ft")))
+    protocol.run_benchmark(cfg, jobs=1)
+    ledger = Ledger(cfg.out / "ledger.json", cfg.first_dataset_id, cfg.out / "nnUNet_raw").entries
+    base = find_dataset(cfg.out / "nnUNet_raw", ledger["source"]["id"]).name
+    checkpoint = (cfg.out / "nnUNet_results" / "seed0" / base / "nnUNetTrainerMRGenAug_1epochs_10it__mrgenPlans__2d"
+                  / "fold_0" / "checkpoint_final.pth")
+    assert events == ["train source+aug", "train selftrain", f"train selftrain-ft from {checkpoint}"]
+    scratch, finetuned = ledger["row:source+pseudo:seed0"], ledger["row:source+pseudo#finetune:seed0"]
+    assert scratch["id"] != finetuned["id"] and scratch["fingerprint"] == finetuned["fingerprint"]
 
 
 @pytest.mark.parametrize("jobs", [1, 2])

@@ -14,12 +14,15 @@ KEEP_ALL = {"pixel_confidence": 0.0, "slice_confidence": 0.0, "min_foreground": 
 
 
 def test_selftrain_row(tmp_path):
-    cfg = demo_config(tmp_path / "bench", None, replace(TEST, rows=("selftrain",),
+    cfg = demo_config(tmp_path / "bench", None, replace(TEST, rows=("selftrain", "selftrain-ft"),
                                                         trainer="nnUNetTrainerMRGen_1epochs_10it"))
     cfg.pseudo_label_rules = KEEP_ALL  # a 10-iteration model is unsure of everything: keep all for the test
     results, paths = run_benchmark(cfg)
-    assert [r.row for r in results] == ["source+aug", "selftrain"]  # the base row is trained first
-    assert results[1].trainer == "nnUNetTrainerMRGenAug_1epochs_10it"
+    assert [r.row for r in results] == ["source+aug", "selftrain", "selftrain-ft"]  # the base row is trained first
+    assert results[1].trainer == results[2].trainer == "nnUNetTrainerMRGenAug_1epochs_10it"
+    # the fine-tuned row really started from the base model's weights (nnU-Net says so in its training log)
+    finetuned_log, = (cfg.out / "nnUNet_results" / "seed0").glob("Dataset*finetune*/*_train.log")
+    assert "Loading pretrained weights from file" in finetuned_log.read_text(encoding="utf-8")
 
     ledger = json.loads((cfg.out / "ledger.json").read_text(encoding="utf-8"))
     raw = cfg.out / "nnUNet_raw"
