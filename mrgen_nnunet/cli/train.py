@@ -96,7 +96,7 @@ def autoencoder(index: Path = INDEX, out: Path = OUT, preset: str = PRESET, reso
                 validate_every: int = VAL, resume: bool = RESUME, gradient_checkpointing: bool = GC,
                 cpu: bool = CPU, minutes: float = MINUTES, ema_decay: float = EMA, keep: str = KEEP,
                 holdout: float = HOLDOUT) -> None:
-    """Train the VAE (MSE + 1e-4 KL) -> OUT/vae."""
+    """Train the VAE (MSE + the preset's KL weight: 1e-4, cpu 1e-6) -> OUT/vae."""
     from mrgen_nnunet.generator.train import train_autoencoder
 
     opts, extra = _common(config, steps, batch_size, lr, grad_accum, mixed_precision, seed, checkpoint_every,

@@ -1,6 +1,6 @@
 """Training stages of the generator, all writing into one generator folder `out_dir`:
 
-1. `train_autoencoder` -> `vae/`            (MSE + 1e-4·KL on slices in [-1, 1])
+1. `train_autoencoder` -> `vae/`            (MSE + the preset's KL weight · KL on slices in [-1, 1])
 2. `train_text`        -> `unet/ text_encoder/ scheduler/`   (ε-prediction DDPM, prompt dropout for CFG)
 3. `train_mask`        -> `controlnet/ mrgen_generator.json` (ControlNet from the UNet; UNet/VAE/text frozen;
    source slices with masks mixed with unlabeled target slices with an all -1 mask and the target prompt)
