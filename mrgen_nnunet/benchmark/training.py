@@ -19,6 +19,7 @@ from mrgen_nnunet.benchmark.report import RowResult
 from mrgen_nnunet.benchmark.rows import ROWS, row_trainer
 from mrgen_nnunet.data.io import write_text_atomic
 from mrgen_nnunet.data.nnunet_raw import list_cases
+from mrgen_nnunet.errors import MRGenError
 
 FOLD = 0
 

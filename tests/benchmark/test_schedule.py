@@ -133,6 +133,18 @@ def test_a_finetuned_selftrain_row_starts_from_its_base_models_weights(tmp_path,
     assert scratch["id"] != finetuned["id"] and scratch["fingerprint"] == finetuned["fingerprint"]
 
 
+def test_a_finetuned_row_whose_base_has_no_final_checkpoint_is_a_one_line_error(tmp_path):
+    from mrgen_nnunet.benchmark.training import Progress, train_and_test
+
+    cfg = demo_config(tmp_path / "bench", None, TEST)
+    ledger = Ledger(tmp_path / "ledger.json", cfg.first_dataset_id, tmp_path / "raw")
+    missing = tmp_path / "results" / "base" / "fold_0" / "checkpoint_final.pth"
+    with pytest.raises(MRGenError, match="has not finished training"):
+        train_and_test(cfg, "selftrain-ft", 0, tmp_path / "Dataset901_x", tmp_path / "test", "mrgenPlans",
+                       {"nnUNet_results": str(tmp_path / "results")}, tmp_path / "out", {}, ledger, {}, Progress(),
+                       pretrained=missing)
+
+
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_the_nnunet_filter_model_trains_once_before_synthesis(tmp_path, monkeypatch, jobs):
     events: list[str] = []
