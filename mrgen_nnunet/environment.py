@@ -7,8 +7,10 @@ once, at start).
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -43,6 +45,42 @@ def usable_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def idle_cpus_between(before: str, after: str, cpus: set[int]) -> float:
+    """Idle CPUs (0..len(cpus)) between two readings of /proc/stat: the sum over `cpus` of each one's idle share
+    (idle + iowait ticks / all ticks) of the interval. A CPU with no ticks in the interval counts as idle."""
+    def ticks(text: str) -> dict[int, tuple[int, int]]:  # cpu -> (idle ticks, all ticks)
+        out = {}
+        for line in text.splitlines():
+            name, *fields = line.split()
+            if name.startswith("cpu") and name[3:].isdigit():
+                values = [int(v) for v in fields[:8]]  # user nice system idle iowait irq softirq steal
+                out[int(name[3:])] = (values[3] + values[4], sum(values))
+        return out
+
+    first, second = ticks(before), ticks(after)
+    idle = 0.0
+    for cpu in cpus:
+        if cpu in first and cpu in second:
+            spent = second[cpu][1] - first[cpu][1]
+            idle += (second[cpu][0] - first[cpu][0]) / spent if spent > 0 else 1.0
+    return idle
+
+
+@functools.lru_cache(maxsize=1)
+def free_cpus(window_s: float = 0.25) -> int:
+    """CPUs of `usable_cpus()` that other processes left idle, measured once per process over `window_s` from
+    /proc/stat (1..usable_cpus(); where /proc/stat is missing, usable_cpus()). Beside one CPU-bound job on 2 cores
+    this is 1: a second thread or job would share a core with it and, at every synchronisation, wait for it."""
+    usable = usable_cpus()
+    stat = Path("/proc/stat")
+    if not stat.is_file() or not hasattr(os, "sched_getaffinity"):
+        return usable
+    before = stat.read_text()
+    time.sleep(window_s)
+    idle = idle_cpus_between(before, stat.read_text(), os.sched_getaffinity(0))
+    return max(1, min(usable, round(idle)))
+
+
 # the variables apply_thread_policy set because the user had not (shown by `mrgen-nnunet env`)
 POLICY_SET: dict[str, str] = {}
 
@@ -54,8 +92,10 @@ def apply_thread_policy() -> None:
       spinning, so a run beside other CPU jobs does not burn the shared cores (spinning threads ran the generator
       stages 13-40x slower on a busy 2-core machine, issue 19).
     - `OMP_NUM_THREADS` = the CPUs this process may run on (`os.sched_getaffinity`: a taskset or cgroup limit, not
-      the machine's core count) unless the user set it. torch takes its thread count from it when imported, and
-      child processes inherit it (`nnUNetTrainerMRGen*` sets torch to it inside `nnUNetv2_train`).
+      the machine's core count) that other processes left idle at start (`free_cpus`, 0.25 s of /proc/stat),
+      unless the user set it. torch takes its thread count from it when imported, and child processes inherit it
+      (`nnUNetTrainerMRGen*` sets torch to it inside `nnUNetv2_train`). Beside one busy job on 2 cores the demo
+      thus runs 1 thread, one job at a time, instead of sharing the busy core (benchmarks/README.md, issue 19).
 
     Variables the user set are kept as they are; `MRGEN_THREAD_POLICY=off` leaves the environment alone (the
     "before" rows of benchmarks/demo_wall_time.py). When torch is already imported (a caller embedding the CLI), its
@@ -63,10 +103,10 @@ def apply_thread_policy() -> None:
     """
     if os.environ.get("MRGEN_THREAD_POLICY", "").strip().lower() == "off":
         return
-    defaults = {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": str(usable_cpus())}
-    for key, value in defaults.items():
-        if not os.environ.get(key, "").strip():
-            os.environ[key] = POLICY_SET[key] = value
+    if not os.environ.get("OMP_WAIT_POLICY", "").strip():
+        os.environ["OMP_WAIT_POLICY"] = POLICY_SET["OMP_WAIT_POLICY"] = "PASSIVE"
+    if not os.environ.get("OMP_NUM_THREADS", "").strip():
+        os.environ["OMP_NUM_THREADS"] = POLICY_SET["OMP_NUM_THREADS"] = str(free_cpus())
     threads = os.environ["OMP_NUM_THREADS"]
     if "torch" in sys.modules and threads.isdigit() and int(threads) > 0:
         sys.modules["torch"].set_num_threads(int(threads))
@@ -112,7 +152,7 @@ def environment_report(weights: dict[str, Path | None] | None = None) -> list[tu
         value = os.environ.get(key, "not set")
         return f"{value} (mrgen-nnunet's thread policy)" if POLICY_SET.get(key) == value else value
 
-    threads = [("cpus available", str(usable_cpus())), ("torch threads", str(torch.get_num_threads())),
+    threads = [("cpus available", str(usable_cpus())), ("cpus idle at start", str(free_cpus())), ("torch threads", str(torch.get_num_threads())),
                ("OMP_NUM_THREADS", variable("OMP_NUM_THREADS")), ("OMP_WAIT_POLICY", variable("OMP_WAIT_POLICY"))]
     nnunet = [(k, _folder(os.environ.get(k))) for k in NNUNET_VARIABLES]
     nnunet.append(("for nnUNetv2_train", f"export nnUNet_extTrainer={trainer_path()}"))

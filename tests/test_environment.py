@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mrgen_nnunet.cli.main import main
-from mrgen_nnunet.environment import resolve_device
+from mrgen_nnunet.environment import idle_cpus_between, resolve_device
 from mrgen_nnunet.errors import MRGenError
 from mrgen_nnunet.trainers.nnunet_run import default_device
 from mrgen_nnunet.trainers.shim import trainer_path
@@ -67,7 +67,10 @@ def _program_env(env: dict, cpus: set[int] | None = None) -> list[str]:
 
     out = subprocess.run([sys.executable, "-m", "mrgen_nnunet", "env"], env=env, capture_output=True, text=True,
                          check=True, preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None).stdout
-    return out.split("threads:\n")[1].split("\n", 4)[:4]
+    lines = out.split("threads:\n")[1].split("\n", 5)[:5]
+    idle = lines.pop(1)  # measured from the machine's load: 1..cpus available
+    assert idle.startswith("  cpus idle at start: ") and 1 <= int(idle.split(": ")[1]) <= int(lines[0].split(": ")[1])
+    return lines
 
 
 def test_program_sets_the_thread_policy_before_torch():
@@ -90,3 +93,36 @@ def test_in_process_main_leaves_the_environment_alone(monkeypatch, capsys):
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     assert main(["env"]) == 0 and "OMP_WAIT_POLICY" not in os.environ
     assert "  OMP_WAIT_POLICY: not set" in capsys.readouterr().out
+
+
+def test_idle_cpus_between_two_proc_stat_readings():
+    """Idle share per CPU = (idle + iowait) ticks / all ticks of the interval, summed over the CPUs asked for."""
+    before = "cpu  10 0 10 100 0 0 0 0 0 0\ncpu0 5 0 5 50 0 0 0 0 0 0\ncpu1 5 0 5 50 0 0 0 0 0 0\nintr 1 2\n"
+    # cpu0: 100 ticks all busy; cpu1: 80 idle + 10 iowait of 100
+    after = "cpu  115 0 15 230 10 0 0 0 0 0\ncpu0 105 0 5 50 0 0 0 0 0 0\ncpu1 10 0 10 130 10 0 0 0 0 0\n"
+    assert idle_cpus_between(before, after, {0, 1}) == pytest.approx(0.9)
+    assert idle_cpus_between(before, after, {1}) == pytest.approx(0.9)
+    assert idle_cpus_between(before, after, {0}) == 0.0
+    assert idle_cpus_between(before, before, {0, 1}) == 2.0  # no ticks elapsed: nothing seen running
+    assert idle_cpus_between(before, after, {7}) == 0.0  # a CPU /proc/stat does not list
+
+
+def test_program_takes_one_thread_beside_a_busy_job_on_two_cpus():
+    """A CPU-bound process on one of the two CPUs the program may use: the policy leaves that CPU to it
+    (OMP_NUM_THREADS=1, torch 1 thread) instead of sharing it (issue 19); idle, it takes both."""
+    import subprocess
+    import sys
+
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) < 2:
+        pytest.skip("needs 2 CPUs")
+    pair = set(allowed[:2])
+    base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"],
+                            preexec_fn=lambda: os.sched_setaffinity(0, {allowed[0]}))
+    try:
+        busy = _program_env(base, pair)
+    finally:
+        spin.kill()
+        spin.wait()
+    assert busy[1:3] == ["  torch threads: 1", "  OMP_NUM_THREADS: 1 (mrgen-nnunet's thread policy)"]
