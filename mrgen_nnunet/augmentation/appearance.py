@@ -10,6 +10,9 @@ trained on one MRI sequence cannot rely on its contrast:
                      with soft (blurred) masks: a hard step exactly on the label border would be a shortcut.
 - `gin`              GIN (Ouyang et al. 2022): the image through a random shallow convolutional network, mixed
                      with the original at a random ratio; texture and local contrast change together.
+- `ipa_blend`        GIN+IPA's interventional pseudo-correlation augmentation (Ouyang et al. 2022): two
+                     independent draws of the styles above blended by a smooth random field, so intensity varies
+                     *within* a structure too (e.g. an enhanced patch inside LGE's nulled myocardium).
 - `label_map_image`  SynthSeg style: a new image drawn from the label map (random mean/spread per class, the
                      background split into intensity classes), blurred, with a bias field and Rician noise.
 - `intensity_remap`  GIN/BigAug-style fixed copies of the benchmark's `remap` row: random curve + gamma.
@@ -127,6 +130,28 @@ def gin(image: np.ndarray, rng: np.random.Generator, layers: int = 4, width: int
     return unit_range(mixed, 0.0, 100.0).astype(np.float32)
 
 
+def smooth_field(shape: tuple[int, int], rng: np.random.Generator, grid: tuple[int, int] = (3, 8)) -> np.ndarray:
+    """A smooth random field (H, W) in [0, 1]: uniform values on a g x g control grid (g ~ U{grid}), upsampled
+    with cubic splines and rescaled to span [0, 1] (IPA's blending mask)."""
+    from scipy.ndimage import zoom
+
+    g = int(rng.integers(grid[0], grid[1] + 1))
+    coarse = rng.uniform(0, 1, (g, g))
+    field = zoom(coarse, (shape[0] / g, shape[1] / g), order=3, mode="nearest")[: shape[0], : shape[1]]
+    field = np.pad(field, [(0, shape[0] - field.shape[0]), (0, shape[1] - field.shape[1])], mode="edge")
+    lo, hi = float(field.min()), float(field.max())
+    return (field - lo) / (hi - lo) if hi > lo else np.full(shape, 0.5)
+
+
+def ipa_blend(image: np.ndarray, label: np.ndarray, rng: np.random.Generator,
+              styles: tuple[str, ...] = ("global", "class", "gin")) -> np.ndarray:
+    """Two independent draws, each of a style drawn from `styles`, blended as m·a + (1-m)·b with m a
+    `smooth_field`. image, label (H, W) -> (H, W) float32 in [0, 1]."""
+    a, b = (STYLES[str(rng.choice(styles))](image, label, rng) for _ in range(2))
+    m = smooth_field(np.shape(image), rng)
+    return np.clip(m * a + (1.0 - m) * b, 0.0, 1.0).astype(np.float32)
+
+
 def label_map_image(
     label: np.ndarray,
     image: np.ndarray,
@@ -177,4 +202,5 @@ STYLES = {
     "class": lambda image, label, rng: class_location_scale(image, label, rng),
     "gin": lambda image, label, rng: gin(image, rng),
     "labelmap": lambda image, label, rng: label_map_image(label, image, rng),
+    "ipa": ipa_blend,
 }

@@ -43,6 +43,8 @@ ROWS: dict[str, Row] = {r.name: r for r in (
     Row("source+aug", "source, augmented trainer", ("source",), trainer="nnUNetTrainerMRGenAug"),
     Row("source+aug-sla", "source, augmented trainer (SLAug styles only)", ("source",),
         trainer="nnUNetTrainerMRGenAugSLA"),
+    Row("source+aug-ipa", "source, augmented trainer (+ IPA blends)", ("source",),
+        trainer="nnUNetTrainerMRGenAugIPA"),
     Row("synthetic", "synthetic only (MRGen)", ("synthetic",)),
     Row("synthetic+source", "synthetic + source", ("source", "synthetic"), uses_ratio=True),
     Row("synthetic+source+aug", "synthetic + source, augmented trainer", ("source", "synthetic"), uses_ratio=True,

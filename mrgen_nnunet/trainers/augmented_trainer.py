@@ -9,7 +9,7 @@ sampling) applies unchanged, and a plain nnU-Net dataset (no `mrgen` key) trains
 Settings: `mrgen.augmentation` in dataset.json, e.g. `{"p": 0.8, "weights": {"global": 0.3, "class": 0.3,
 "gin": 0.2, "labelmap": 0.2}}` (appearance_transform.AppearanceSettings), over the class's `appearance_defaults`.
 Named variants change only the defaults: `nnUNetTrainerMRGenAugSLA` draws SLAug's two styles (global and
-class-level location-scale) only. 2d configurations only (the tool is 2D).
+class-level location-scale) only; `nnUNetTrainerMRGenAugIPA` adds GIN+IPA-style blends of two styles. 2d configurations only (the tool is 2D).
 """
 
 from __future__ import annotations
@@ -49,3 +49,10 @@ class nnUNetTrainerMRGenAugSLA(nnUNetTrainerMRGenAug):
     """SLAug's styles only (Su et al. 2023): global and class-level location-scale, no GIN, no label-map images."""
 
     appearance_defaults = {"weights": {"global": 0.5, "class": 0.5}}
+
+
+class nnUNetTrainerMRGenAugIPA(nnUNetTrainerMRGenAug):
+    """The default mix plus `ipa` (two styles blended by a smooth random field: GIN+IPA's augmentation without its
+    consistency loss), which varies intensity within a structure as well as between structures."""
+
+    appearance_defaults = {"weights": {"global": 0.2, "class": 0.2, "gin": 0.15, "labelmap": 0.15, "ipa": 0.3}}

@@ -9,7 +9,11 @@ is one class here.
 
 from __future__ import annotations
 
-from mrgen_nnunet.trainers.augmented_trainer import nnUNetTrainerMRGenAug, nnUNetTrainerMRGenAugSLA
+from mrgen_nnunet.trainers.augmented_trainer import (
+    nnUNetTrainerMRGenAug,
+    nnUNetTrainerMRGenAugIPA,
+    nnUNetTrainerMRGenAugSLA,
+)
 from mrgen_nnunet.trainers.mrgen_trainer import nnUNetTrainerMRGen
 
 
@@ -95,6 +99,12 @@ class nnUNetTrainerMRGenAugSLA_8epochs_60it(nnUNetTrainerMRGenAugSLA):
     schedule = (8, 60)
 
 class nnUNetTrainerMRGenAugSLA_30epochs_60it(nnUNetTrainerMRGenAugSLA):
+    schedule = (30, 60)
+
+class nnUNetTrainerMRGenAugIPA_2epochs_10it(nnUNetTrainerMRGenAugIPA):
+    schedule = (2, 10)
+
+class nnUNetTrainerMRGenAugIPA_30epochs_60it(nnUNetTrainerMRGenAugIPA):
     schedule = (30, 60)
 
 class nnUNetTrainerMRGenAug_30epochs(nnUNetTrainerMRGenAug):

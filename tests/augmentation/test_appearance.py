@@ -3,7 +3,13 @@
 import numpy as np
 import pytest
 
-from mrgen_nnunet.augmentation.appearance import STYLES, class_location_scale, soft_class_weights
+from mrgen_nnunet.augmentation.appearance import (
+    STYLES,
+    class_location_scale,
+    ipa_blend,
+    smooth_field,
+    soft_class_weights,
+)
 from mrgen_nnunet.demo.phantom import PhantomSpec, render_volume
 
 
@@ -56,3 +62,27 @@ def test_soft_weights_sum_to_one_and_treat_padding_as_background():
     w = soft_class_weights(label, np.array([0, 1]), sigma=1.0)
     assert w.shape == (2, 16, 16) and np.allclose(w.sum(0), 1.0)
     assert w[0, 0, 0] > 0.99 and w[1, 6, 6] > 0.6
+
+
+def test_smooth_field_spans_unit_range_and_is_smooth():
+    for s in range(4):
+        m = smooth_field((48, 40), np.random.default_rng(s))
+        assert m.shape == (48, 40) and m.min() == 0.0 and m.max() == 1.0
+        assert np.abs(np.diff(m, axis=0)).max() < 0.5 and np.abs(np.diff(m, axis=1)).max() < 0.5  # no jumps
+    assert not np.array_equal(smooth_field((32, 32), np.random.default_rng(0)),
+                              smooth_field((32, 32), np.random.default_rng(1)))
+
+
+def test_ipa_varies_intensity_within_a_structure():
+    """A flat structure stays flat under the per-class style, but the IPA blend of two draws gives it a smooth
+    intensity gradient inside (the within-class variation, e.g. an enhanced patch in LGE's myocardium)."""
+    image = np.zeros((64, 64))
+    image[16:48, 16:48] = 1.0
+    label = (image > 0).astype(np.int16)
+    inside = label == 1
+    inner = np.zeros_like(inside)
+    inner[20:44, 20:44] = True  # away from the soft class border
+    flat = class_location_scale(image, label, np.random.default_rng(0))
+    assert flat[inner].std() < 1e-6
+    spreads = [ipa_blend(image, label, np.random.default_rng(s), styles=("class",))[inner].std() for s in range(6)]
+    assert max(spreads) > 0.02

@@ -225,6 +225,7 @@ def test_named_augmented_variant_sets_defaults_that_dataset_json_overrides(plann
 
     from mrgen_nnunet.trainers.training_length import (
         nnUNetTrainerMRGenAug_1epochs_10it,
+        nnUNetTrainerMRGenAugIPA_2epochs_10it,
         nnUNetTrainerMRGenAugSLA_2epochs_10it,
     )
 
@@ -241,6 +242,8 @@ def test_named_augmented_variant_sets_defaults_that_dataset_json_overrides(plann
     assert sla.appearance.weights == {"global": 0.5, "class": 0.5} and sla.appearance.p == 0.8
     base = build(nnUNetTrainerMRGenAug_1epochs_10it)
     assert set(base.appearance.weights) == {"global", "class", "gin", "labelmap"}
+    assert set(build(nnUNetTrainerMRGenAugIPA_2epochs_10it).appearance.weights) == {
+        "global", "class", "gin", "labelmap", "ipa"}
     dataset_json["mrgen"]["augmentation"] = {"p": 0.3}
     sla = build(nnUNetTrainerMRGenAugSLA_2epochs_10it)
     assert sla.appearance.p == 0.3 and sla.appearance.weights == {"global": 0.5, "class": 0.5}
