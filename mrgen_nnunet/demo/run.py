@@ -83,11 +83,11 @@ def demo_config(out: Path, data: tuple[str, Path] | None = None, size: DemoSize 
 def run_demo(out: Path, data: tuple[str, Path] | None = None, size: DemoSize = DEFAULT, console=None) -> dict:
     """Run the demo; returns {"results": [...], "report": {...paths}, "contact_sheet": Path | None}."""
     from mrgen_nnunet.benchmark.protocol import run_benchmark
-    from mrgen_nnunet.environment import free_cpus
+    from mrgen_nnunet.environment import usable_cpus
 
     cfg = demo_config(Path(out).resolve(), data, size)
-    # two jobs where two CPUs are idle: the rows that need no generator train while it trains; beside a busy job
-    # on 2 cores, one job (a third process on 2 cores ran every stage 1.7-1.8x slower, benchmarks/README.md)
-    results, paths = run_benchmark(cfg, console, jobs=2 if free_cpus() >= 2 else 1)
+    # two jobs where two CPUs are usable: the rows that need no generator train while it trains. Also beside a busy
+    # job: one job there was slower (13.9 vs 11.5 min on 2 cores, benchmarks/README.md "Demo wall time")
+    results, paths = run_benchmark(cfg, console, jobs=2 if usable_cpus() >= 2 else 1)
     sheets = sorted((cfg.out / "nnUNet_raw").glob("Dataset*_synthetic_s0/*.png"))
     return {"results": results, "report": paths, "contact_sheet": sheets[0] if sheets else None, "config": cfg}

@@ -104,6 +104,9 @@ class nnUNetTrainerMRGenAugSLA_30epochs_60it(nnUNetTrainerMRGenAugSLA):
 class nnUNetTrainerMRGenAugIPA_2epochs_10it(nnUNetTrainerMRGenAugIPA):
     schedule = (2, 10)
 
+class nnUNetTrainerMRGenAugIPA_8epochs_60it(nnUNetTrainerMRGenAugIPA):
+    schedule = (8, 60)
+
 class nnUNetTrainerMRGenAugIPA_30epochs_60it(nnUNetTrainerMRGenAugIPA):
     schedule = (30, 60)
 
