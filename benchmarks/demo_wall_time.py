@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -49,6 +50,7 @@ def run_demo(policy: str, busy: bool, limit_s: float, keep: Path) -> dict:
         if neighbour:
             time.sleep(3)  # let it import torch and start spinning
         start = time.perf_counter()
+        cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         log = keep.with_suffix(".log")
         arrivals: list[tuple[float, str]] = []  # (seconds since start, line): the longest silence of the log
         with log.open("w") as out:
@@ -73,6 +75,10 @@ def run_demo(policy: str, busy: bool, limit_s: float, keep: Path) -> dict:
                 rc = None
             reader.join(timeout=10)
         wall = time.perf_counter() - start
+        # CPU seconds of the demo and every process it waited for (its nnU-Net trainings), before the neighbour is
+        # reaped: cpu_s / wall_s of a quiet run is the cores it kept busy, the floor of its slowdown beside a busy job
+        cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
         gaps = [(b[0] - a[0], a[1]) for a, b in itertools.pairwise([(0.0, "start"), *arrivals])]
         longest = max(gaps, default=(wall, "no output"))
         if neighbour:
@@ -83,7 +89,7 @@ def run_demo(policy: str, busy: bool, limit_s: float, keep: Path) -> dict:
                 shutil.copy(png, keep.with_name(keep.name + "_contact_sheet.png"))
     text = log.read_text(errors="replace")
     return {"policy": policy, "load": "beside 1 busy job" if busy else "quiet", "returncode": rc,
-            "stopped_at_limit": rc is None, "wall_s": round(wall, 1), "stages": stage_times(text), "log": log.name,
+            "stopped_at_limit": rc is None, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "stages": stage_times(text), "log": log.name,
             "longest_silence_s": round(longest[0], 1), "longest_silence_after": longest[1]}
 
 
@@ -104,7 +110,9 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     result_file = args.out / "demo_wall_time.json"
     results = json.loads(result_file.read_text()) if result_file.exists() else {"runs": []}
+    autogroup = Path("/proc/sys/kernel/sched_autogroup_enabled")  # 1: the kernel shares CPU per session, not process
     results.update(machine=f"{platform.node()} {os.cpu_count()} CPUs", python=platform.python_version(),
+                   autogroup=autogroup.read_text().strip() if autogroup.exists() else "n/a",
                    command=" ".join(["benchmarks/demo_wall_time.py", *sys.argv[1:]]))
     for i in (int(k) for k in args.runs.split(",")):
         policy, load = RUNS[i]

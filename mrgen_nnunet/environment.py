@@ -94,8 +94,9 @@ def apply_thread_policy() -> None:
     - `OMP_NUM_THREADS` = the CPUs this process may run on (`os.sched_getaffinity`: a taskset or cgroup limit, not
       the machine's core count) that other processes left idle at start (`free_cpus`, 0.25 s of /proc/stat),
       unless the user set it. torch takes its thread count from it when imported, and child processes inherit it
-      (`nnUNetTrainerMRGen*` sets torch to it inside `nnUNetv2_train`). Beside one busy job on 2 cores the demo
-      thus runs 1 thread, one job at a time, instead of sharing the busy core (benchmarks/README.md, issue 19).
+      (`nnUNetTrainerMRGen*` sets torch to it inside `nnUNetv2_train`). Beside one busy job on 2 cores a command
+      thus runs 1 thread instead of sharing the busy core (an nnU-Net epoch there: 82 s at 1 thread, 134 s at 2).
+      The benchmark and the demo with `jobs` > 1 give each job usable_cpus() // jobs threads instead.
 
     Variables the user set are kept as they are; `MRGEN_THREAD_POLICY=off` leaves the environment alone (the
     "before" rows of benchmarks/demo_wall_time.py). When torch is already imported (a caller embedding the CLI), its
