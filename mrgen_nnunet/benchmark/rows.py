@@ -61,6 +61,9 @@ ROWS: dict[str, Row] = {r.name: r for r in (
         trainer="nnUNetTrainerMRGenAug", base="source+aug"),
     Row("selftrain-ft", "source + pseudo-labelled target, fine-tuned from the base (base: source, augmented trainer)",
         ("source", "pseudo"), trainer="nnUNetTrainerMRGenAug", base="source+aug", finetune=True),
+    Row("selftrain-ft-ipa", "source + pseudo-labelled target, fine-tuned from the base (base: source, augmented "
+        "trainer + IPA blends)", ("source", "pseudo"), trainer="nnUNetTrainerMRGenAugIPA", base="source+aug-ipa",
+        finetune=True),
     Row("selftrain2", "source + pseudo-labelled target, 2nd round (base: selftrain)", ("source", "pseudo"),
         trainer="nnUNetTrainerMRGenAug", base="selftrain"),
 )}
