@@ -75,8 +75,8 @@ def run_demo(policy: str, busy: bool, limit_s: float, keep: Path) -> dict:
                 rc = None
             reader.join(timeout=10)
         wall = time.perf_counter() - start
-        # CPU seconds of the demo and every process it waited for (its nnU-Net trainings), before the neighbour is
-        # reaped: cpu_s / wall_s of a quiet run is the cores it kept busy, the floor of its slowdown beside a busy job
+        # CPU seconds of the demo and the processes it waited for (its trainings), read before the neighbour is
+        # reaped: cpu_s / wall_s of a quiet run = the cores it kept busy (its slowdown's floor beside a busy job)
         cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
         gaps = [(b[0] - a[0], a[1]) for a, b in itertools.pairwise([(0.0, "start"), *arrivals])]
@@ -89,7 +89,8 @@ def run_demo(policy: str, busy: bool, limit_s: float, keep: Path) -> dict:
                 shutil.copy(png, keep.with_name(keep.name + "_contact_sheet.png"))
     text = log.read_text(errors="replace")
     return {"policy": policy, "load": "beside 1 busy job" if busy else "quiet", "returncode": rc,
-            "stopped_at_limit": rc is None, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "stages": stage_times(text), "log": log.name,
+            "stopped_at_limit": rc is None, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
+            "stages": stage_times(text), "log": log.name,
             "longest_silence_s": round(longest[0], 1), "longest_silence_after": longest[1]}
 
 
