@@ -24,6 +24,7 @@ import re
 import resource
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -115,18 +116,40 @@ def main() -> None:
     results.update(machine=f"{platform.node()} {os.cpu_count()} CPUs", python=platform.python_version(),
                    autogroup=autogroup.read_text().strip() if autogroup.exists() else "n/a",
                    command=" ".join(["benchmarks/demo_wall_time.py", *sys.argv[1:]]))
-    for i in (int(k) for k in args.runs.split(",")):
+    indices = [int(k) for k in args.runs.split(",")]
+    for n, i in enumerate(indices):
         policy, load = RUNS[i]
-        keep = args.out / f"run{i}_{policy}_{load.split()[0]}"
-        print(f"run {i}: policy {policy}, {load} ...", flush=True)
+        repeat = indices[:n].count(i)  # a run index given twice (e.g. 1,3,1,3: interleaved repeats) keeps both
+        keep = args.out / f"run{i}_{policy}_{load.split()[0]}{f'_r{repeat}' if repeat else ''}"
+        print(f"run {i} (repeat {repeat}): policy {policy}, {load} ...", flush=True)
         row = run_demo(policy, load != "quiet", args.limit_minutes * 60, keep)
+        row["repeat"] = repeat
         row["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
         row["commit"] = subprocess.run(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"], capture_output=True,
                                        text=True).stdout.strip()  # the package code the demo ran
-        results["runs"] = [r for r in results["runs"] if (r["policy"], r["load"]) != (policy, load)] + [row]
+        same = (policy, load, repeat)
+        results["runs"] = [r for r in results["runs"] if (r["policy"], r["load"], r.get("repeat", 0)) != same] + [row]
+        results["summary"] = summary(results["runs"])
         result_file.write_text(json.dumps(results, indent=2) + "\n")
         print(f"  {row['wall_s'] / 60:.1f} min{' (stopped at the limit)' if row['stopped_at_limit'] else ''}",
               flush=True)
+    print(json.dumps(results["summary"], indent=1))
+
+
+def summary(runs: list[dict]) -> dict:
+    """Per policy: median wall time quiet and beside a busy job, their ratio, and the ratio of each repeat pair
+    (quiet repeat k with busy repeat k, run back to back: the machine's drift cancels)."""
+    out = {}
+    for policy in sorted({r["policy"] for r in runs}):
+        walls = {load: {r.get("repeat", 0): r["wall_s"] for r in runs if (r["policy"], r["load"]) == (policy, load)}
+                 for load in ("quiet", "beside 1 busy job")}
+        quiet, busy = walls["quiet"], walls["beside 1 busy job"]
+        if not quiet or not busy:
+            continue
+        med_q, med_b = statistics.median(quiet.values()), statistics.median(busy.values())
+        out[policy] = {"quiet_median_s": med_q, "busy_median_s": med_b, "ratio_of_medians": round(med_b / med_q, 2),
+                       "pair_ratios": [round(busy[k] / quiet[k], 2) for k in sorted(quiet) if k in busy]}
+    return out
 
 
 if __name__ == "__main__":
