@@ -44,7 +44,7 @@ def clean_env(policy: str) -> dict[str, str]:
     return env
 
 
-def run_demo(policy: str, busy: bool, limit_s: float, keep: Path) -> dict:
+def run_demo(policy: str, busy: bool, limit_s: float, keep: Path, picture: bool = True) -> dict:
     mrgen = Path(sys.executable).with_name("mrgen-nnunet")
     with tempfile.TemporaryDirectory(prefix="demo_wall_") as tmp:
         neighbour = subprocess.Popen([sys.executable, "-c", BUSY], env=clean_env("on")) if busy else None
@@ -85,7 +85,7 @@ def run_demo(policy: str, busy: bool, limit_s: float, keep: Path) -> dict:
         if neighbour:
             neighbour.kill()
             neighbour.wait()
-        if policy == "on" and not busy:  # the picture is the same in every run: keep one
+        if picture and policy == "on" and not busy:  # the picture is the same in every run: keep one
             for png in sorted((Path(tmp) / "demo").rglob("contact_sheet.png"))[:1]:
                 shutil.copy(png, keep.with_name(keep.name + "_contact_sheet.png"))
     text = log.read_text(errors="replace")
@@ -122,7 +122,7 @@ def main() -> None:
         repeat = indices[:n].count(i)  # a run index given twice (e.g. 1,3,1,3: interleaved repeats) keeps both
         keep = args.out / f"run{i}_{policy}_{load.split()[0]}{f'_r{repeat}' if repeat else ''}"
         print(f"run {i} (repeat {repeat}): policy {policy}, {load} ...", flush=True)
-        row = run_demo(policy, load != "quiet", args.limit_minutes * 60, keep)
+        row = run_demo(policy, load != "quiet", args.limit_minutes * 60, keep, picture=repeat == 0)
         row["repeat"] = repeat
         row["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
         row["commit"] = subprocess.run(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"], capture_output=True,
