@@ -1,5 +1,5 @@
-"""Per-iteration cost of nnUNetTrainerMRGen (weighted real:synthetic sampling) and nnUNetTrainerMRGenAug
-(on-the-fly appearance redraw) vs nnUNetTrainer, same data.
+"""Per-iteration cost of nnUNetTrainerMRGen (weighted real:synthetic sampling), nnUNetTrainerMRGenAug
+(on-the-fly appearance redraw) and nnUNetTrainerMRGenAugIPA (+ IPA blends) vs nnUNetTrainer, same data.
 
 Default data: the tiny 32x32 slice dataset of tests/trainers (25 cases, 10 synthetic, ratio 1.0), planned once
 with the real nnU-Net planner. `--preprocessed DIR --dataset NAME --plans NAME` times an already preprocessed
@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+TRAINERS = ("nnUNetTrainerMRGen", "nnUNetTrainerMRGenAug", "nnUNetTrainerMRGenAugIPA")
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -35,20 +37,21 @@ def main() -> None:
     parser.add_argument("--dataset", default="Dataset501_Tiny")
     parser.add_argument("--plans", default="nnUNetPlans")
     parser.add_argument("--json", type=Path, default=None, help="also write the medians here")
+    parser.add_argument("--trainers", default=",".join(TRAINERS),
+                        help="comma-separated, timed against nnUNetTrainer (always included)")
     args = parser.parse_args()
 
     import torch
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "trainers"))
-    from conftest import write_tiny_dataset  # the same tiny dataset the tests use
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-    from mrgen_nnunet.trainers.augmented_trainer import nnUNetTrainerMRGenAug
-    from mrgen_nnunet.trainers.mrgen_trainer import nnUNetTrainerMRGen
+    from mrgen_nnunet.trainers import augmented_trainer, mrgen_trainer
     from mrgen_nnunet.trainers.nnunet_run import nnunet_environment, plan_and_preprocess
 
     root = args.workdir or Path(tempfile.mkdtemp(prefix="trainer_overhead_"))
     if args.preprocessed is None:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+        from mrgen_fixtures import write_tiny_dataset  # the same tiny dataset the tests use
+
         env = nnunet_environment(root / "raw", root / "pre", root / "res", n_proc_da=0, n_proc=1)
         write_tiny_dataset(root / "raw")
         pre = plan_and_preprocess(501, env)
@@ -60,10 +63,11 @@ def main() -> None:
     torch.set_num_threads(1)
 
     dataset_json = json.loads((pre / "dataset.json").read_text(encoding="utf-8"))
+    classes = {name: getattr(augmented_trainer, name, None) or getattr(mrgen_trainer, name)
+               for name in args.trainers.split(",") if name != "nnUNetTrainer"}
     trainers = {}
-    # nnUNetTrainerMRGen first: it writes the patient-grouped split that the plain trainer then reads
-    for name, cls in (("nnUNetTrainerMRGen", nnUNetTrainerMRGen), ("nnUNetTrainerMRGenAug", nnUNetTrainerMRGenAug),
-                      ("nnUNetTrainer", nnUNetTrainer)):
+    # an MRGen trainer first: it writes the patient-grouped split that the plain trainer then reads
+    for name, cls in (*classes.items(), ("nnUNetTrainer", nnUNetTrainer)):
         plans = json.loads((pre / f"{args.plans}.json").read_text(encoding="utf-8"))
         plans["continue_training"] = False
         t = cls(plans, "2d", 0, dataset_json, device=torch.device("cpu"))
@@ -72,8 +76,7 @@ def main() -> None:
         t.network.train()
         trainers[name] = t
     keys = {n: sorted(t.dataloader_train.data_loader.indices) for n, t in trainers.items()}
-    assert keys["nnUNetTrainer"] == keys["nnUNetTrainerMRGen"] == keys["nnUNetTrainerMRGenAug"], \
-        "trainers see different training cases"
+    assert all(k == keys["nnUNetTrainer"] for k in keys.values()), "trainers see different training cases"
 
     loader, step = {n: [] for n in trainers}, {n: [] for n in trainers}
     for _ in range(args.repeats):
@@ -93,7 +96,7 @@ def main() -> None:
         medians[label] = med
         print(f"{label:20s}  nnUNetTrainer {med['nnUNetTrainer']:.2f} ms  "
               + "  ".join(f"{n} {med[n]:.2f} ms (ratio {med[n] / med['nnUNetTrainer']:.3f})"
-                          for n in ("nnUNetTrainerMRGen", "nnUNetTrainerMRGenAug")))
+                          for n in classes))
     if args.json is not None:
         args.json.write_text(json.dumps({"repeats": args.repeats, "dataset": args.dataset, "plans": args.plans,
                                          "batch_size": trainers["nnUNetTrainer"].batch_size,
