@@ -122,8 +122,11 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=None, help="volumes, predictions, scores [default: BENCH/postprocess]")
     ap.add_argument("--validation-rows", default="source+aug")
     ap.add_argument("--stage", choices=("validation", "test", "both"), default="both")
+    ap.add_argument("--seeds", default=None, help="comma-separated, instead of the config's (as `benchmark --seeds`)")
     args = ap.parse_args()
     cfg = load_config(args.config)
+    if args.seeds:
+        cfg.seeds = [int(s) for s in args.seeds.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
     work = (args.work or args.bench / "postprocess").resolve()
     stamp = {"date": time.strftime("%Y-%m-%d %H:%M"), "config": str(args.config), "bench": str(args.bench)}
