@@ -1,7 +1,7 @@
 """Per-iteration cost of nnUNetTrainerMRGen (weighted real:synthetic sampling), nnUNetTrainerMRGenAug
 (on-the-fly appearance redraw) and nnUNetTrainerMRGenAugIPA (+ IPA blends) vs nnUNetTrainer, same data.
 
-Default data: the tiny 32x32 slice dataset of tests/trainers (25 cases, 10 synthetic, ratio 1.0), planned once
+Default data: the tiny 32x32 slice dataset of the tests (tests/mrgen_fixtures.py) (25 cases, 10 synthetic, ratio 1.0), planned once
 with the real nnU-Net planner. `--preprocessed DIR --dataset NAME --plans NAME` times an already preprocessed
 dataset instead (e.g. the quality benchmark's MS-CMRSeg source slices at 2.5 mm: patch 96², batch 16, the size
 that matters). The trainers are constructed in-process on the same plans/split and timed interleaved A/B/C so
@@ -44,7 +44,7 @@ def main() -> None:
     import torch
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-    from mrgen_nnunet.trainers import augmented_trainer, mrgen_trainer
+    from mrgen_nnunet.trainers import trainer_classes
     from mrgen_nnunet.trainers.nnunet_run import nnunet_environment, plan_and_preprocess
 
     root = args.workdir or Path(tempfile.mkdtemp(prefix="trainer_overhead_"))
@@ -63,8 +63,8 @@ def main() -> None:
     torch.set_num_threads(1)
 
     dataset_json = json.loads((pre / "dataset.json").read_text(encoding="utf-8"))
-    classes = {name: getattr(augmented_trainer, name, None) or getattr(mrgen_trainer, name)
-               for name in args.trainers.split(",") if name != "nnUNetTrainer"}
+    registry = trainer_classes()
+    classes = {name: registry[name] for name in args.trainers.split(",") if name != "nnUNetTrainer"}
     trainers = {}
     # an MRGen trainer first: it writes the patient-grouped split that the plain trainer then reads
     for name, cls in (*classes.items(), ("nnUNetTrainer", nnUNetTrainer)):
