@@ -3,8 +3,8 @@ policy (issue 19; `mrgen_nnunet/environment.apply_thread_policy`).
 
 Up to four runs of the real demo from the same installed .venv, each into a fresh folder, chosen by `--runs`
 (indices into RUNS): 0 policy off quiet, 1 policy on quiet, 2 policy off beside a busy job, 3 policy on beside a
-busy job. An index given again is a repeat (`--runs 1,3,1,3`: two interleaved pairs), kept apart. "Off" = `MRGEN_THREAD_POLICY=off` with no `OMP_*` variables set: what the tool did before the policy;
-"on" = the default. The busy job is one process spinning a 1-thread float32 matmul loop (a CPU-bound neighbour
+busy job. An index given again is a repeat (`--runs 1,3,1,3`: two interleaved pairs), kept apart. "Off" =
+`MRGEN_THREAD_POLICY=off` with no `OMP_*` variables set: what the tool did before the policy; "on" = the default. The busy job is one process spinning a 1-thread float32 matmul loop (a CPU-bound neighbour
 such as another user's training), started before the demo and killed after it. Per run: wall time, and the wall
 time of each demo stage read from the demo's own progress lines, the longest silence of its output (a pipe, as
 in `make demo > log`); the quiet policy-on run keeps its contact sheet.
