@@ -66,6 +66,9 @@ ROWS: dict[str, Row] = {r.name: r for r in (
         finetune=True),
     Row("selftrain2", "source + pseudo-labelled target, 2nd round (base: selftrain)", ("source", "pseudo"),
         trainer="nnUNetTrainerMRGenAug", base="selftrain"),
+    Row("selftrain2-ft-ipa", "source + pseudo-labelled target, 2nd round fine-tuned from the 1st (base: "
+        "selftrain-ft-ipa)", ("source", "pseudo"), trainer="nnUNetTrainerMRGenAugIPA", base="selftrain-ft-ipa",
+        finetune=True),
 )}
 # the rows a config runs when it names none (the original seven)
 DEFAULT_ROWS = ("source", "synthetic", "synthetic+source", "labelmap", "remap", "synthetic+source+remap", "oracle")
