@@ -133,6 +133,37 @@ def test_a_finetuned_selftrain_row_starts_from_its_base_models_weights(tmp_path,
     assert scratch["id"] != finetuned["id"] and scratch["fingerprint"] == finetuned["fingerprint"]
 
 
+def test_a_second_finetuned_round_starts_from_the_first_rounds_finetuned_weights(tmp_path, monkeypatch):
+    """`selftrain2-ft-ipa` takes its labels and its starting weights from `selftrain-ft-ipa`, whose model lives in
+    the folder of its own (#finetune) dataset, not in the base row's or the from-scratch row's."""
+    events: list[str] = []
+    _stand_ins(monkeypatch, events, wait_s=0.0)
+    stand_in_parts = {"source+aug-ipa": "labelmap", "selftrain-ft-ipa": "remap"}
+    labelled_by = []
+
+    def pseudo(self, seed, base, base_model, target, test):
+        labelled_by.append((base, base_model.parent.name))
+        source = find_dataset(self.raw, self.ledger.dataset_id("source"))
+        dataset = self.randomised(stand_in_parts[base], seed, source)
+        self.settings[f"part:pseudo:{base}:seed{seed}"] = self.settings[f"part:{stand_in_parts[base]}:seed{seed}"]
+        return dataset
+
+    monkeypatch.setattr(Build, "pseudo", pseudo)
+    cfg = demo_config(tmp_path / "bench", None, replace(TEST, rows=("selftrain2-ft-ipa",)))
+    protocol.run_benchmark(cfg, jobs=1)
+    ledger = Ledger(cfg.out / "ledger.json", cfg.first_dataset_id, cfg.out / "nnUNet_raw").entries
+    raw = cfg.out / "nnUNet_raw"
+    source = find_dataset(raw, ledger["source"]["id"]).name
+    first = find_dataset(raw, ledger["row:source+pseudo#finetune:seed0"]["id"]).name
+    second = ledger["row:source+pseudo@selftrain-ft-ipa#finetune:seed0"]["id"]
+    trainer_folder = "nnUNetTrainerMRGenAugIPA_1epochs_10it__mrgenPlans__2d"
+    checkpoint = cfg.out / "nnUNet_results" / "seed0" / "{}" / trainer_folder / "fold_0" / "checkpoint_final.pth"
+    assert events == ["train source+aug-ipa", f"train selftrain-ft-ipa from {str(checkpoint).format(source)}",
+                      f"train selftrain2-ft-ipa from {str(checkpoint).format(first)}"]
+    assert labelled_by == [("source+aug-ipa", source), ("selftrain-ft-ipa", first)]
+    assert second not in (ledger["source"]["id"], ledger["row:source+pseudo#finetune:seed0"]["id"])
+
+
 def test_a_finetuned_row_whose_base_has_no_final_checkpoint_is_a_one_line_error(tmp_path):
     from mrgen_nnunet.benchmark.training import Progress, train_and_test
 
