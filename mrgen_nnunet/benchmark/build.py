@@ -20,6 +20,12 @@ def seed_environment(env: dict, seed: int) -> dict:
 
 
 
+def _name_part(key: str) -> str:
+    """A ledger key's row/part description as a dataset name part: `source+pseudo@a,b#finetune` ->
+    `source_pseudo_from_a_and_b_finetune`."""
+    return key.replace("+", "_").replace("@", "_from_").replace(",", "_and_").replace("#", "_")
+
+
 def _spec_settings(spec: DataSpec, **extra) -> dict:
     return {"layout": spec.layout, "root": str(spec.root), "sequence": spec.sequence, "patients": spec.patients,
             **extra}
@@ -127,19 +133,23 @@ class Build:
         return self.dataset(f"part:{style}:seed{seed}", settings, lambda i: augment_slice_dataset(
             source, self.raw, i, f"{style}_s{seed}", style, self.cfg.copies, seed))
 
-    def pseudo(self, seed: int, base: str, base_model: Path, target: Path, test: Path) -> Path:
-        """The target training images pseudo-labelled by the `base` row's model of `seed` (labels of `target`
-        are never read; the test patients are excluded, and refused if they were there)."""
+    def pseudo(self, seed: int, base: str, base_model: Path | list[Path], target: Path, test: Path) -> Path:
+        """The target training images pseudo-labelled by the `base` row's model of `seed`, or by the ensemble of
+        several rows' models (`base` "a,b", one model folder each; labels of `target` are never read; the test
+        patients are excluded, and refused if they were there)."""
         from mrgen_nnunet.pseudo_labels.run import pseudo_label
 
         test_meta = read_dataset_json(test)["mrgen"]
         exclude = set(test_meta.get("patients", {}).values()) | set(test_meta.get("patients", {}))
-        settings = {"base": self.settings[f"model:{base}:seed{seed}"], "target": self.settings["target"],
+        labellers = base.split(",")
+        model_settings = [self.settings[f"model:{r}:seed{seed}"] for r in labellers]
+        settings = {"base": model_settings[0] if len(labellers) == 1 else model_settings,
+                    "target": self.settings["target"],
                     "rules": self.cfg.pseudo_label_rules, "exclude": sorted(exclude), "device": self.cfg.device}
         from mrgen_nnunet.pseudo_labels.rules import PseudoLabelRules
 
         return self.dataset(f"part:pseudo:{base}:seed{seed}", settings, lambda i: pseudo_label(
-            base_model, target, self.raw, i, f"pseudo_{base.replace('+', '_')}_s{seed}",
+            base_model, target, self.raw, i, f"pseudo_{_name_part(base)}_s{seed}",
             rules=PseudoLabelRules(**self.cfg.pseudo_label_rules), exclude=exclude, device=self.cfg.device,
             sequence=self.cfg.target.sequence))
 
@@ -157,5 +167,5 @@ class Build:
         key = "row:" + row_key_parts(row) + (f":ratio{ratio:g}" if ratio is not None else "") + f":seed{seed}"
         self.settings[f"row:{name}:seed{seed}"] = settings
         return self.dataset(key, settings, lambda i: merge_slice_datasets(
-            self.raw, i, f"{row_key_parts(row).replace('+', '_').replace('@', '_from_').replace('#', '_')}_s{seed}",
+            self.raw, i, f"{_name_part(row_key_parts(row))}_s{seed}",
             [parts[p] for p in row.parts], ratio))

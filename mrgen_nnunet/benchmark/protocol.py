@@ -124,18 +124,17 @@ def run_benchmark(cfg: BenchmarkConfig, console=None, jobs: int = 1,
                 progress.log(f"copying the plan to {dataset.name} and preprocessing it")
                 timed("plan", shared_plans, dataset_id_of(source), [other], env, cfg.spacing_mm, out / "logs")
 
-    def base_model(row: str, seed: int) -> Path:
-        """The trained model folder of `row`'s base row for `seed` (its round trained before this one)."""
-        base = ROWS[row].base
-        return model_folder(seed_environment(env, seed)["nnUNet_results"], datasets[(base, seed)].name,
-                            row_trainer(ROWS[base], cfg.trainer), plans)
+    def trained_model(row: str, seed: int) -> Path:
+        """The trained model folder of `row` for `seed` (a base or voter: its round trained before)."""
+        return model_folder(seed_environment(env, seed)["nnUNet_results"], datasets[(row, seed)].name,
+                            row_trainer(ROWS[row], cfg.trainer), plans)
 
     def train_row(row: str, seed: int, dataset: Path) -> RowResult:
         go_on()
         plan_copy(dataset)
         pretrained = None
         if ROWS[row].finetune:  # the base row's final weights
-            pretrained = base_model(row, seed) / f"fold_{FOLD}" / "checkpoint_final.pth"
+            pretrained = trained_model(ROWS[row].base, seed) / f"fold_{FOLD}" / "checkpoint_final.pth"
         result = train_and_test(cfg, row, seed, dataset, test, plans, env, out / "rows" / row / f"seed{seed}",
                                 labels, ledger, build.settings[f"row:{row}:seed{seed}"], progress, threads,
                                 pretrained=pretrained)
@@ -233,10 +232,11 @@ def run_benchmark(cfg: BenchmarkConfig, console=None, jobs: int = 1,
                 for seed in cfg.seeds:
                     parts, part_keys = parts_of[seed]
                     for row in selftrain:
-                        base = ROWS[row].base
-                        model = base_model(row, seed)
+                        base = ",".join(ROWS[row].labellers)  # one model, or an ensemble's
+                        models = [trained_model(r, seed) for r in ROWS[row].labellers]
                         part_keys["pseudo"] = f"part:pseudo:{base}:seed{seed}"
-                        parts["pseudo"] = timed("pseudo-label", build.pseudo, seed, base, model, target, test)
+                        parts["pseudo"] = timed("pseudo-label", build.pseudo, seed, base,
+                                                models[0] if len(models) == 1 else models, target, test)
                         this_round[(row, seed)] = timed("merge", build.row, row, seed, parts, part_keys)
                 datasets.update(this_round)
                 results += gather(submit(this_round, selftrain))

@@ -6,7 +6,7 @@ A row merges *parts* (datasets the benchmark builds once per seed or shares acro
   translate  the source slices translated into the target sequence (synthesize --mode translate; labels kept)
   labelmap / remap   fixed randomised copies of the source
   pseudo     real target training images labelled by the `base` row's model of the same seed (self-training;
-             the test patients can never enter it)
+             the test patients can never enter it), or by the ensemble of the base and the `voters` rows' models
 `uses_ratio`: sample real:synthetic at the config's `real_to_synthetic_ratio` (nnUNetTrainerMRGen's sampling).
 `trainer`: the trainer family; the config's trainer schedule is kept and its family replaced, e.g. the config's
 `nnUNetTrainerMRGen_30epochs_60it` becomes `nnUNetTrainerMRGenAug_30epochs_60it` for an `nnUNetTrainerMRGenAug` row.
@@ -36,6 +36,14 @@ class Row:
     # but the 1x1 segmentation heads) instead of from scratch; trains on its own copy of the merged dataset so its
     # model folder is not the from-scratch row's
     finetune: bool = False
+    # rows whose models (same seed) label the target images together with the base's: the pseudo-labels come from
+    # the ensemble's averaged softmax (`pseudo-label --model A --model B`); the weights still come from the base
+    voters: tuple[str, ...] = ()
+
+    @property
+    def labellers(self) -> tuple[str, ...]:
+        """The rows whose trained models make this row's pseudo-labels: (base, *voters), () without a base."""
+        return (self.base, *self.voters) if self.base is not None else ()
 
 
 ROWS: dict[str, Row] = {r.name: r for r in (
@@ -66,6 +74,9 @@ ROWS: dict[str, Row] = {r.name: r for r in (
         finetune=True),
     Row("selftrain2", "source + pseudo-labelled target, 2nd round (base: selftrain)", ("source", "pseudo"),
         trainer="nnUNetTrainerMRGenAug", base="selftrain"),
+    Row("selftrain-ft-ens", "source + target pseudo-labelled by both bases' ensemble, fine-tuned from the IPA base",
+        ("source", "pseudo"), trainer="nnUNetTrainerMRGenAugIPA", base="source+aug-ipa", finetune=True,
+        voters=("source+aug",)),
     Row("selftrain2-ft-ipa", "source + pseudo-labelled target, 2nd round fine-tuned from the 1st (base: "
         "selftrain-ft-ipa)", ("source", "pseudo"), trainer="nnUNetTrainerMRGenAugIPA", base="selftrain-ft-ipa",
         finetune=True),
@@ -89,24 +100,30 @@ def rounds(rows: list[str]) -> list[list[str]]:
     rows whose base trains in round k-1 (self-training round k). Within a round, bases that were not asked for
     come first, then the asked rows in their order."""
     def level(name: str) -> int:
-        return 0 if ROWS[name].base is None else 1 + level(ROWS[name].base)
+        return 1 + max((level(r) for r in ROWS[name].labellers), default=-1)
 
     wanted: list[str] = []
+
+    def want(name: str) -> None:  # the row, then what labels it (depth first: base before voters)
+        if name not in wanted:
+            wanted.append(name)
+            for r in ROWS[name].labellers:
+                want(r)
+
     for name in rows:
-        chain = [name]
-        while ROWS[chain[-1]].base is not None:
-            chain.append(ROWS[chain[-1]].base)
-        wanted += [r for r in chain if r not in wanted]
+        want(name)
     ordered = sorted(wanted, key=lambda r: (r in rows, rows.index(r) if r in rows else wanted.index(r)))
     return [[r for r in ordered if level(r) == k] for k in range(1 + max((level(r) for r in wanted), default=0))]
 
 
 def row_key_parts(row: Row) -> str:
     """The parts of a row as its merged dataset's key names them: a row whose base is itself self-trained adds the
-    base (its pseudo-labels come from another model), a fine-tuned row `#finetune` (its own dataset, hence its own
-    model folder); first-round rows keep the key they always had."""
+    base (its pseudo-labels come from another model), an ensemble-labelled row all its labellers (`@a,b`), a
+    fine-tuned row `#finetune` (its own dataset, hence its own model folder); first-round rows keep the key they
+    always had."""
     tag = "+".join(row.parts)
-    tag = f"{tag}@{row.base}" if row.base is not None and ROWS[row.base].base is not None else tag
+    if row.voters or (row.base is not None and ROWS[row.base].base is not None):
+        tag = f"{tag}@{','.join(row.labellers)}"
     return f"{tag}#finetune" if row.finetune else tag
 
 

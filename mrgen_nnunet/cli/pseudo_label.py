@@ -1,4 +1,4 @@
-"""`mrgen-nnunet pseudo-label --model DIR --images DIR --out-dataset ID`: parse, then call
+"""`mrgen-nnunet pseudo-label --model DIR [--model DIR ...] --images DIR --out-dataset ID`: parse, then call
 `pseudo_labels.run.pseudo_label`."""
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from mrgen_nnunet.errors import MRGenError
 
 
 def pseudo_label(
-    model: Path = typer.Option(..., "--model", help="Trained nnU-Net model folder, i.e. nnUNet_results / "
-                               "DatasetNNN_X / TRAINER__PLANS__2d (with a finished fold)."),
+    model: list[Path] = typer.Option(..., "--model", help="Trained nnU-Net model folder, i.e. nnUNet_results / "
+                                     "DatasetNNN_X / TRAINER__PLANS__2d (with a finished fold). Repeat it to label "
+                                     "with an ensemble (softmax averaged over the models, as nnUNetv2_ensemble)."),
     images: Path = typer.Option(..., "--images", help="Unlabelled target images: a folder of CASE_0000.nii.gz, "
                                 "an nnU-Net raw dataset folder (its imagesTr; labels there are never read) or an "
                                 "images-only dataset (its imagesTs, as convert writes without labels)."),
@@ -21,7 +22,8 @@ def pseudo_label(
     name: str = typer.Option("pseudo", "--name", help="Name of the new dataset (DatasetNNN_NAME)."),
     out_raw: Path | None = typer.Option(None, "--out-raw", help="nnU-Net raw folder to write to "
                                         "[default: $nnUNet_raw]."),
-    fold: str = typer.Option("0", "--fold", help="Fold of the model to use (0-4 or all)."),
+    fold: str = typer.Option("0", "--fold", help="Fold of the model to use (0-4 or all), or several "
+                             "comma-separated (0,1,2,3,4) whose predictions are averaged."),
     sequence: str | None = typer.Option(None, "--sequence", help="Target sequence the images must be, e.g. LGE "
                                         "(checked against a raw dataset's modality and channel names)."),
     exclude: str = typer.Option("", "--exclude", help="Comma-separated case or patient ids that must never be "
@@ -54,8 +56,8 @@ def pseudo_label(
     if raw is None:
         raise MRGenError("no output raw folder", "--out-raw", "pass --out-raw or set nnUNet_raw")
     labels = {}
-    if (model / "dataset.json").is_file():
-        labels = json.loads((model / "dataset.json").read_text(encoding="utf-8")).get("labels", {})
+    if (model[0] / "dataset.json").is_file():
+        labels = json.loads((model[0] / "dataset.json").read_text(encoding="utf-8")).get("labels", {})
     required = []
     for item in (x.strip() for x in require.split(",") if x.strip()):
         if item not in labels or item == "background":
@@ -64,7 +66,10 @@ def pseudo_label(
         required.append(int(labels[item]))
     rules = PseudoLabelRules(pixel_confidence, slice_confidence, min_foreground, min_component_share,
                              tuple(required))
-    folder = run(model, images, raw, out_dataset, name, rules=rules, fold=int(fold) if fold.isdigit() else fold,
+    folds = [int(f) if f.isdigit() else f for f in (x.strip() for x in fold.split(",")) if f]
+    if not folds:
+        raise MRGenError(f"no fold in {fold!r}", "--fold", "give a fold (0-4 or all) or several, e.g. 0,1,2,3,4")
+    folder = run(model, images, raw, out_dataset, name, rules=rules, fold=folds[0] if len(folds) == 1 else folds,
                  device=resolve_device(device), exclude={x.strip() for x in exclude.split(",") if x.strip()},
                  trust=trust_checkpoint, mirroring=not no_mirroring, sequence=sequence, force=force)
     report = json.loads((folder / "pseudo_labels.json").read_text(encoding="utf-8"))

@@ -9,6 +9,7 @@ Confidence of an organ = mean softmax probability of that organ over the conditi
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -45,9 +46,10 @@ class NnUNetFilter:
         self.labels = {k: int(v) for k, v in predictor.dataset_json["labels"].items() if k != "ignore"}
 
     @classmethod
-    def from_folder(cls, folder: str | Path, fold: int | str = 0, checkpoint: str = "checkpoint_final.pth",
-                    device: str = "cpu", trust: bool = False) -> NnUNetFilter:
-        """Load `folder` (…/DatasetNNN_X/TRAINER__PLANS__2d) with `fold_{fold}/{checkpoint}`.
+    def from_folder(cls, folder: str | Path, fold: int | str | Sequence[int | str] = 0,
+                    checkpoint: str = "checkpoint_final.pth", device: str = "cpu", trust: bool = False) -> NnUNetFilter:
+        """Load `folder` (…/DatasetNNN_X/TRAINER__PLANS__2d) with `fold_{fold}/{checkpoint}`; several folds make
+        one predictor that averages their logits (as `nnUNetv2_predict -f 0 1 2 3 4` does).
 
         The checkpoint goes through `load_torch_file` (weights_only; `trust` allows the full pickle) and its state
         is handed to the predictor — nnU-Net's own loader would unpickle it with weights_only=False.
@@ -58,31 +60,41 @@ class NnUNetFilter:
         from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
         folder = Path(folder)
-        ckpt = folder / f"fold_{fold}" / checkpoint
-        if not (folder / "plans.json").is_file() or not (folder / "dataset.json").is_file() or not ckpt.is_file():
-            raise MRGenError("not a trained nnU-Net model folder", ckpt,
-                             "pass nnUNet_results/DatasetNNN_X/<trainer>__<plans>__2d with a finished fold")
-        state = load_torch_file(ckpt, trust=trust, trust_option="--trust-checkpoint")
-        try:
-            trainer_name, configuration = state["trainer_name"], state["init_args"]["configuration"]
-            weights, mirroring = state["network_weights"], state.get("inference_allowed_mirroring_axes")
-        except (KeyError, TypeError):
-            raise MRGenError("not an nnU-Net checkpoint (no trainer_name/init_args/network_weights)", ckpt,
-                             "pass a checkpoint written by nnUNetv2_train") from None
+        folds = [fold] if isinstance(fold, (int, str)) else list(fold)
+        if not folds:
+            raise MRGenError("no fold given", folder, "name at least one fold, e.g. 0")
+        states = []
+        for f in folds:
+            ckpt = folder / f"fold_{f}" / checkpoint
+            if not (folder / "plans.json").is_file() or not (folder / "dataset.json").is_file() or not ckpt.is_file():
+                raise MRGenError("not a trained nnU-Net model folder", ckpt,
+                                 "pass nnUNet_results/DatasetNNN_X/<trainer>__<plans>__2d with a finished fold")
+            state = load_torch_file(ckpt, trust=trust, trust_option="--trust-checkpoint")
+            try:
+                states.append((state["trainer_name"], state["init_args"]["configuration"], state["network_weights"],
+                               state.get("inference_allowed_mirroring_axes")))
+            except (KeyError, TypeError):
+                raise MRGenError("not an nnU-Net checkpoint (no trainer_name/init_args/network_weights)", ckpt,
+                                 "pass a checkpoint written by nnUNetv2_train") from None
+            if states[-1][:2] != states[0][:2]:
+                raise MRGenError(f"fold {f} was trained as {states[-1][:2]}, fold {folds[0]} as {states[0][:2]}", ckpt,
+                                 "ensemble folds of one trainer and configuration")
+        trainer_name, configuration, _, mirroring = states[0]
         dataset_json = json.loads((folder / "dataset.json").read_text(encoding="utf-8"))
         plans = PlansManager(json.loads((folder / "plans.json").read_text(encoding="utf-8")))
         config = plans.get_configuration(configuration)
         network = _trainer_class(trainer_name).build_network_architecture(
             plans, config, determine_num_input_channels(plans, config, dataset_json),
             plans.get_label_manager(dataset_json).num_segmentation_heads, enable_deep_supervision=False)
-        network.load_state_dict(weights)
+        network.load_state_dict(states[0][2])
         predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=False,
                                     perform_everything_on_device=False, device=torch.device(device),
                                     allow_tqdm=False)
-        predictor.manual_initialization(network, plans, config, [weights], dataset_json, trainer_name, mirroring)
+        predictor.manual_initialization(network, plans, config, [s[2] for s in states], dataset_json, trainer_name,
+                                        mirroring)
         if len(config.patch_size) != 2:
             raise MRGenError("the filter model is not a 2D nnU-Net model", folder, "train the '2d' configuration")
-        return cls(predictor, f"{folder.parent.name}/{folder.name}/fold_{fold}")
+        return cls(predictor, f"{folder.parent.name}/{folder.name}/fold_{'+'.join(map(str, folds))}")
 
     def check_labels(self, labels: dict[str, int]) -> None:
         """MRGenError unless the model segments exactly the source label map."""

@@ -2,8 +2,9 @@
 with their confident predictions as labels (the self-training step of the cross-sequence winners).
 
 The model is loaded through the safe loader (`NnUNetFilter.from_folder`: weights_only unless trusted) and predicts
-each image volume slice by slice with mirroring test-time augmentation; `rules.decide_slice` keeps or drops each
-slice. Kept slices are written like every other slice dataset (2D NIfTI at the slice's own geometry), listed in
+each image volume slice by slice with mirroring test-time augmentation; several folds of a model average their
+logits (nnU-Net's fold ensemble), several models their softmax probabilities (`nnUNetv2_ensemble`'s rule), so the
+labels can come from an ensemble; `rules.decide_slice` keeps or drops each slice. Kept slices are written like every other slice dataset (2D NIfTI at the slice's own geometry), listed in
 `mrgen.pseudo_cases` (nnUNetTrainerMRGen* never validates on them) with an `ignore` label for unconfident pixels;
 `pseudo_labels.json` beside dataset.json records the model, the rules, and per case the slices seen and kept and
 their confidence. Patients listed in `exclude` (the test set) can never enter the pool.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -44,13 +46,15 @@ def _images_and_patients(images: Path) -> tuple[dict[str, Path], dict[str, str],
     return files, {c: patients.get(c, c) for c in files}, meta
 
 
-def pseudo_label(model: str | Path, images: str | Path, out_raw: str | Path, dataset_id: int, name: str = "pseudo",
-                 rules: PseudoLabelRules | None = None, fold: int | str = 0, device: str = "cpu",
+def pseudo_label(model: str | Path | Sequence[str | Path], images: str | Path, out_raw: str | Path, dataset_id: int,
+                 name: str = "pseudo", rules: PseudoLabelRules | None = None,
+                 fold: int | str | Sequence[int | str] = 0, device: str = "cpu",
                  exclude: set[str] | frozenset[str] = frozenset(), trust: bool = False, mirroring: bool = True,
                  sequence: str | None = None, force: bool = False) -> Path:
     """Write `Dataset{dataset_id}_{name}` under `out_raw`; returns its folder.
 
-    model: nnUNet_results/DatasetNNN_X/TRAINER__PLANS__2d (a finished `fold`). images: folder of CASE_0000.nii.gz
+    model: nnUNet_results/DatasetNNN_X/TRAINER__PLANS__2d (a finished `fold`), or several such folders (same label
+    map and channels; each with the same `fold` or folds) whose probabilities are averaged. images: folder of CASE_0000.nii.gz
     (2D or 3D) or a raw dataset folder (labelled: its imagesTr; images-only: its imagesTs). exclude: case or patient ids that must not be pseudo-labelled (refused).
     sequence: the target sequence the images must be (checked against a raw dataset's modality/channel names; the
     model itself was usually trained on another sequence, which is the point).
@@ -63,10 +67,21 @@ def pseudo_label(model: str | Path, images: str | Path, out_raw: str | Path, dat
     if leaked:
         raise MRGenError(f"{len(leaked)} image(s) belong to excluded (test) patients, e.g. {leaked[0]!r}", images,
                          "pseudo-label only training images; never the test set")
-    model_filter = NnUNetFilter.from_folder(model, fold=fold, device=device, trust=trust)
-    predictor = model_filter.predictor
-    predictor.use_mirroring = bool(mirroring and predictor.allowed_mirroring_axes)
-    labels = dict(model_filter.labels)
+    models = [Path(model)] if isinstance(model, (str, Path)) else [Path(m) for m in model]
+    if not models:
+        raise MRGenError("no model given", "--model", "pass a trained nnU-Net model folder")
+    filters = [NnUNetFilter.from_folder(folder, fold=fold, device=device, trust=trust) for folder in models]
+    labels, predictor = dict(filters[0].labels), filters[0].predictor
+    for folder, other in zip(models[1:], filters[1:], strict=True):  # an ensemble averages like with like
+        if other.labels != labels:
+            raise MRGenError(f"model labels {other.labels} differ from {labels} of {models[0]}", folder,
+                             "ensemble models trained on one label map")
+        if other.predictor.dataset_json["channel_names"] != predictor.dataset_json["channel_names"]:
+            raise MRGenError(f"model input channels differ from those of {models[0]}", folder,
+                             "ensemble models trained on the same channels")
+    predictors = [f.predictor for f in filters]
+    for p in predictors:
+        p.use_mirroring = bool(mirroring and p.allowed_mirroring_axes)
     channels = image_meta.get("channel_names") or predictor.dataset_json["channel_names"]
     if len(channels) != len(predictor.dataset_json["channel_names"]):
         raise MRGenError(f"images have {len(channels)} channel(s), the model takes "
@@ -83,12 +98,13 @@ def pseudo_label(model: str | Path, images: str | Path, out_raw: str | Path, dat
         volume, geometry = read_image(path)
         volume3d = volume if volume.ndim == 3 else volume[None]
         spacing = list(reversed(geometry.spacing)) if volume.ndim == 3 else [999.0, *reversed(geometry.spacing)]
-        _, probabilities = predictor.predict_single_npy_array(volume3d[None].astype(np.float32),
-                                                              {"spacing": spacing},
-                                                              save_or_return_probabilities=True)
+        probabilities = np.mean([np.asarray(p.predict_single_npy_array(volume3d[None].astype(np.float32),
+                                                                        {"spacing": spacing},
+                                                                        save_or_return_probabilities=True)[1])
+                                 for p in predictors], axis=0)  # (K, Z, H, W) softmax, averaged over models
         kept, confidences = [], []
         for z in range(volume3d.shape[0]):
-            decision = decide_slice(np.asarray(probabilities)[:, z], rules, ignore)
+            decision = decide_slice(probabilities[:, z], rules, ignore)
             reasons[decision.reason] += 1
             if decision.keep:
                 kept.append(z)
@@ -102,7 +118,8 @@ def pseudo_label(model: str | Path, images: str | Path, out_raw: str | Path, dat
         raise MRGenError(f"no slice passed the pseudo-label rules ({dict(reasons)})", images,
                          "check that the model fits these images, or relax --slice-confidence / --min-foreground")
     total = sum(r["slices"] for r in report.values())
-    provenance = {"model": str(Path(model).resolve()), "fold": fold, "mirroring": predictor.use_mirroring,
+    provenance = {"models": [str(m.resolve()) for m in models],
+                  "fold": fold if isinstance(fold, (int, str)) else list(fold), "mirroring": predictor.use_mirroring,
                   "rules": rules.to_dict(), "ignore_label": ignore, "kept_fraction": len(cases) / total,
                   "decisions": dict(reasons), "cases": report}
     meta = {"labels": {**labels, "ignore": ignore}, "channel_names": channels, "mrgen": {"modality": modality}}

@@ -164,6 +164,38 @@ def test_a_second_finetuned_round_starts_from_the_first_rounds_finetuned_weights
     assert second not in (ledger["source"]["id"], ledger["row:source+pseudo#finetune:seed0"]["id"])
 
 
+def test_an_ensemble_labelled_row_trains_all_its_labellers_first_and_labels_with_their_models(tmp_path, monkeypatch):
+    """`selftrain-ft-ens` labels with the models of `source+aug-ipa` and `source+aug` (same seed), both trained in
+    the first round, and fine-tunes from its base's weights only; its datasets are its own."""
+    from mrgen_nnunet.benchmark.rows import rounds
+
+    assert rounds(["selftrain-ft-ens"]) == [["source+aug-ipa", "source+aug"], ["selftrain-ft-ens"]]
+    events: list[str] = []
+    _stand_ins(monkeypatch, events, wait_s=0.0)
+    labelled_by = []
+
+    def pseudo(self, seed, base, base_model, target, test):
+        labelled_by.append((base, [m.parent.name + "/" + m.name for m in base_model]))
+        source = find_dataset(self.raw, self.ledger.dataset_id("source"))
+        dataset = self.randomised("labelmap", seed, source)
+        self.settings[f"part:pseudo:{base}:seed{seed}"] = self.settings[f"part:labelmap:seed{seed}"]
+        return dataset
+
+    monkeypatch.setattr(Build, "pseudo", pseudo)
+    cfg = demo_config(tmp_path / "bench", None, replace(TEST, rows=("selftrain-ft-ens",)))
+    protocol.run_benchmark(cfg, jobs=1)
+    ledger = Ledger(cfg.out / "ledger.json", cfg.first_dataset_id, cfg.out / "nnUNet_raw").entries
+    source = find_dataset(cfg.out / "nnUNet_raw", ledger["source"]["id"]).name
+    ipa, aug = (f"{source}/{t}_1epochs_10it__mrgenPlans__2d" for t in ("nnUNetTrainerMRGenAugIPA",
+                                                                         "nnUNetTrainerMRGenAug"))
+    assert labelled_by == [("source+aug-ipa,source+aug", [ipa, aug])]
+    checkpoint = cfg.out / "nnUNet_results" / "seed0" / ipa / "fold_0" / "checkpoint_final.pth"
+    assert events == ["train source+aug-ipa", "train source+aug", f"train selftrain-ft-ens from {checkpoint}"]
+    merged = find_dataset(cfg.out / "nnUNet_raw", ledger["row:source+pseudo@source+aug-ipa,source+aug#finetune:seed0"]
+                          ["id"])
+    assert merged.name.endswith("_source_pseudo_from_source_aug-ipa_and_source_aug_finetune_s0")
+
+
 def test_a_finetuned_row_whose_base_has_no_final_checkpoint_is_a_one_line_error(tmp_path):
     from mrgen_nnunet.benchmark.training import Progress, train_and_test
 

@@ -148,3 +148,88 @@ def test_second_round_from_a_model_trained_with_an_ignore_label(model, tmp_path)
     assert labels == {"background": 0, "square": 1, "ignore": 2}
     for f in sorted((first / "labelsTr").iterdir()):  # same network, same pseudo-labels
         assert np.array_equal(read_image(f)[0], read_image(again / "labelsTr" / f.name)[0])
+
+
+def _perturbed_copy(model_dir, to, fold=0, scale=0.3, seed=1, **state_changes):
+    """A copy of `model_dir` whose fold_`fold` weights have noise added: another model of the same label map."""
+    import torch
+
+    copy = to / model_dir.name
+    if not copy.exists():
+        shutil.copytree(model_dir, copy)
+    ckpt = model_dir / "fold_0" / "checkpoint_final.pth"
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    generator = torch.Generator().manual_seed(seed)
+    state["network_weights"] = {k: v + scale * v.std().nan_to_num() * torch.randn(v.shape, generator=generator)
+                                if v.is_floating_point() and v.numel() > 1 else v
+                                for k, v in state["network_weights"].items()}
+    state.update(state_changes)
+    (copy / f"fold_{fold}").mkdir(parents=True, exist_ok=True)
+    torch.save(state, copy / f"fold_{fold}" / "checkpoint_final.pth")
+    return copy
+
+
+def test_an_ensemble_labels_with_the_mean_of_its_models_probabilities(model, tmp_path):
+    """Two models: every slice's decision and label map are those of the averaged softmax of the two, which is
+    not what either model alone gives."""
+    from mrgen_nnunet.filtering.nnunet_filter import NnUNetFilter
+    from mrgen_nnunet.pseudo_labels.rules import decide_slice
+
+    model_dir, images, _ = model
+    other = _perturbed_copy(model_dir, tmp_path / "other")
+    out = pseudo_label([model_dir, other], images, tmp_path, 621, "pseudo", rules=RELAXED)
+    report = json.loads((out / "pseudo_labels.json").read_text(encoding="utf-8"))
+    assert report["models"] == [str(model_dir.resolve()), str(other.resolve())]
+    volume, geometry = read_image(images / "T000_0000.nii.gz")
+    per_model = []
+    for folder in (model_dir, other):
+        predictor = NnUNetFilter.from_folder(folder).predictor
+        predictor.use_mirroring = bool(predictor.allowed_mirroring_axes)
+        per_model.append(np.asarray(predictor.predict_single_npy_array(
+            volume[None].astype(np.float32), {"spacing": list(reversed(geometry.spacing))},
+            save_or_return_probabilities=True)[1]))
+    assert not np.allclose(per_model[0], per_model[1], atol=1e-3)  # the two models do disagree
+    mean = np.mean(per_model, axis=0)
+    decisions = [decide_slice(mean[:, z], RELAXED, 2) for z in range(volume.shape[0])]
+    assert report["cases"]["T000"]["kept"] == [z for z, d in enumerate(decisions) if d.keep]
+    for z, d in enumerate(decisions):
+        if d.keep:
+            assert np.array_equal(read_image(out / "labelsTr" / f"T000_z{z:03d}.nii.gz")[0], d.label)
+
+
+def test_several_folds_average_their_logits_and_must_share_a_trainer(model, tmp_path):
+    from mrgen_nnunet.filtering.nnunet_filter import NnUNetFilter
+
+    model_dir, images, _ = model
+    folder = _perturbed_copy(model_dir, tmp_path, fold=1)
+    both = NnUNetFilter.from_folder(folder, fold=(0, 1))
+    assert len(both.predictor.list_of_parameters) == 2 and both.id.endswith("fold_0+1")
+    volume, geometry = read_image(images / "T000_0000.nii.gz")
+    logits = []
+    for f in ((0,), (1,), (0, 1)):
+        predictor = NnUNetFilter.from_folder(folder, fold=f).predictor
+        logits.append(predictor.predict_logits_from_preprocessed_data(
+            __import__("torch").from_numpy(volume[None, :1].astype(np.float32))).numpy())
+    assert np.allclose(logits[2], (logits[0] + logits[1]) / 2, atol=1e-4)
+    _perturbed_copy(model_dir, tmp_path, fold=2, trainer_name="nnUNetTrainer")
+    with pytest.raises(MRGenError, match="fold 2 was trained as"):
+        NnUNetFilter.from_folder(folder, fold=(0, 2))
+
+
+def test_ensemble_of_models_with_other_labels_is_a_one_line_error(model, tmp_path, capsys):
+    from mrgen_nnunet.cli.main import main
+
+    model_dir, images, _ = model
+    other = _perturbed_copy(model_dir, tmp_path / "other")
+    meta = json.loads((other / "dataset.json").read_text(encoding="utf-8"))
+    meta["labels"] = {"background": 0, "circle": 1}
+    (other / "dataset.json").write_text(json.dumps(meta), encoding="utf-8")
+    args = ["pseudo-label", "--model", str(model_dir), "--model", str(other), "--images", str(images),
+            "--out-dataset", "622", "--out-raw", str(tmp_path), "--device", "cpu"]
+    assert main(args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "differ from" in err[0] and str(other) in err[0]
+    assert not list(tmp_path.glob("Dataset622*"))
+    assert main([*args[:3], "--images", str(images), "--out-dataset", "622", "--out-raw", str(tmp_path),
+                 "--fold", ",", "--device", "cpu"]) == 1
+    assert "no fold" in capsys.readouterr().err
