@@ -58,6 +58,21 @@ def _stand_ins(monkeypatch, events: list, wait_s: float):
     monkeypatch.setattr(plans, "is_planned", lambda *a, **k: True)
 
 
+def _stand_in_pseudo(monkeypatch, parts: dict[str, str], calls: list | None = None):
+    """Build.pseudo replaced: the "pseudo-labelled" part of base `b` is a randomised copy of the source
+    (`parts[b]`, "labelmap" or "remap": distinct parts get distinct datasets); each call's (base, model folder(s))
+    is appended to `calls`."""
+    def pseudo(self, seed, base, base_model, target, test):
+        if calls is not None:
+            calls.append((base, base_model))
+        source = find_dataset(self.raw, self.ledger.dataset_id("source"))
+        dataset = self.randomised(parts[base], seed, source)
+        self.settings[f"part:pseudo:{base}:seed{seed}"] = self.settings[f"part:{parts[base]}:seed{seed}"]
+        return dataset
+
+    monkeypatch.setattr(Build, "pseudo", pseudo)
+
+
 def _config(tmp_path: Path):
     return demo_config(tmp_path / "bench", None, replace(TEST, rows=("source", "synthetic+source", "remap")))
 
@@ -89,20 +104,12 @@ def test_selftrain_rounds_train_in_order_on_their_own_datasets(tmp_path, monkeyp
     and the two self-training rows merge different pseudo-labelled parts (their own dataset ids)."""
     events: list[str] = []
     _stand_ins(monkeypatch, events, wait_s=0.0)
-    stand_in_parts = {"source+aug": "labelmap", "selftrain": "remap"}
-
-    def pseudo(self, seed, base, base_model, target, test):
-        events.append(f"pseudo-label with {base}")
-        source = find_dataset(self.raw, self.ledger.dataset_id("source"))
-        dataset = self.randomised(stand_in_parts[base], seed, source)
-        self.settings[f"part:pseudo:{base}:seed{seed}"] = self.settings[f"part:{stand_in_parts[base]}:seed{seed}"]
-        return dataset
-
-    monkeypatch.setattr(Build, "pseudo", pseudo)
+    calls: list = []
+    _stand_in_pseudo(monkeypatch, {"source+aug": "labelmap", "selftrain": "remap"}, calls)
     cfg = demo_config(tmp_path / "bench", None, replace(TEST, rows=("selftrain2",)))
     results, _ = protocol.run_benchmark(cfg, jobs=2)
-    assert events == ["train source+aug", "pseudo-label with source+aug", "train selftrain",
-                      "pseudo-label with selftrain", "train selftrain2"]
+    assert events == ["train source+aug", "train selftrain", "train selftrain2"]
+    assert [base for base, _ in calls] == ["source+aug", "selftrain"]
     assert [r.row for r in results] == ["source+aug", "selftrain", "selftrain2"]
     ledger = Ledger(cfg.out / "ledger.json", cfg.first_dataset_id, cfg.out / "nnUNet_raw").entries
     first, second = ledger["row:source+pseudo:seed0"], ledger["row:source+pseudo@selftrain:seed0"]
@@ -115,13 +122,7 @@ def test_a_finetuned_selftrain_row_starts_from_its_base_models_weights(tmp_path,
     events: list[str] = []
     _stand_ins(monkeypatch, events, wait_s=0.0)
 
-    def pseudo(self, seed, base, base_model, target, test):
-        source = find_dataset(self.raw, self.ledger.dataset_id("source"))
-        dataset = self.randomised("labelmap", seed, source)
-        self.settings[f"part:pseudo:{base}:seed{seed}"] = self.settings[f"part:labelmap:seed{seed}"]
-        return dataset
-
-    monkeypatch.setattr(Build, "pseudo", pseudo)
+    _stand_in_pseudo(monkeypatch, {"source+aug": "labelmap"})
     cfg = demo_config(tmp_path / "bench", None, replace(TEST, rows=("selftrain", "selftrain-ft")))
     protocol.run_benchmark(cfg, jobs=1)
     ledger = Ledger(cfg.out / "ledger.json", cfg.first_dataset_id, cfg.out / "nnUNet_raw").entries
@@ -138,17 +139,8 @@ def test_a_second_finetuned_round_starts_from_the_first_rounds_finetuned_weights
     the folder of its own (#finetune) dataset, not in the base row's or the from-scratch row's."""
     events: list[str] = []
     _stand_ins(monkeypatch, events, wait_s=0.0)
-    stand_in_parts = {"source+aug-ipa": "labelmap", "selftrain-ft-ipa": "remap"}
-    labelled_by = []
-
-    def pseudo(self, seed, base, base_model, target, test):
-        labelled_by.append((base, base_model.parent.name))
-        source = find_dataset(self.raw, self.ledger.dataset_id("source"))
-        dataset = self.randomised(stand_in_parts[base], seed, source)
-        self.settings[f"part:pseudo:{base}:seed{seed}"] = self.settings[f"part:{stand_in_parts[base]}:seed{seed}"]
-        return dataset
-
-    monkeypatch.setattr(Build, "pseudo", pseudo)
+    calls: list = []
+    _stand_in_pseudo(monkeypatch, {"source+aug-ipa": "labelmap", "selftrain-ft-ipa": "remap"}, calls)
     cfg = demo_config(tmp_path / "bench", None, replace(TEST, rows=("selftrain2-ft-ipa",)))
     protocol.run_benchmark(cfg, jobs=1)
     ledger = Ledger(cfg.out / "ledger.json", cfg.first_dataset_id, cfg.out / "nnUNet_raw").entries
@@ -160,7 +152,8 @@ def test_a_second_finetuned_round_starts_from_the_first_rounds_finetuned_weights
     checkpoint = cfg.out / "nnUNet_results" / "seed0" / "{}" / trainer_folder / "fold_0" / "checkpoint_final.pth"
     assert events == ["train source+aug-ipa", f"train selftrain-ft-ipa from {str(checkpoint).format(source)}",
                       f"train selftrain2-ft-ipa from {str(checkpoint).format(first)}"]
-    assert labelled_by == [("source+aug-ipa", source), ("selftrain-ft-ipa", first)]
+    assert [(base, model.parent.name) for base, model in calls] == [("source+aug-ipa", source),
+                                                                    ("selftrain-ft-ipa", first)]
     assert second not in (ledger["source"]["id"], ledger["row:source+pseudo#finetune:seed0"]["id"])
 
 
@@ -172,23 +165,16 @@ def test_an_ensemble_labelled_row_trains_all_its_labellers_first_and_labels_with
     assert rounds(["selftrain-ft-ens"]) == [["source+aug-ipa", "source+aug"], ["selftrain-ft-ens"]]
     events: list[str] = []
     _stand_ins(monkeypatch, events, wait_s=0.0)
-    labelled_by = []
-
-    def pseudo(self, seed, base, base_model, target, test):
-        labelled_by.append((base, [m.parent.name + "/" + m.name for m in base_model]))
-        source = find_dataset(self.raw, self.ledger.dataset_id("source"))
-        dataset = self.randomised("labelmap", seed, source)
-        self.settings[f"part:pseudo:{base}:seed{seed}"] = self.settings[f"part:labelmap:seed{seed}"]
-        return dataset
-
-    monkeypatch.setattr(Build, "pseudo", pseudo)
+    calls: list = []
+    _stand_in_pseudo(monkeypatch, {"source+aug-ipa,source+aug": "labelmap"}, calls)
     cfg = demo_config(tmp_path / "bench", None, replace(TEST, rows=("selftrain-ft-ens",)))
     protocol.run_benchmark(cfg, jobs=1)
     ledger = Ledger(cfg.out / "ledger.json", cfg.first_dataset_id, cfg.out / "nnUNet_raw").entries
     source = find_dataset(cfg.out / "nnUNet_raw", ledger["source"]["id"]).name
     ipa, aug = (f"{source}/{t}_1epochs_10it__mrgenPlans__2d" for t in ("nnUNetTrainerMRGenAugIPA",
                                                                          "nnUNetTrainerMRGenAug"))
-    assert labelled_by == [("source+aug-ipa,source+aug", [ipa, aug])]
+    assert [(base, [f"{m.parent.name}/{m.name}" for m in models]) for base, models in calls] == [
+        ("source+aug-ipa,source+aug", [ipa, aug])]
     checkpoint = cfg.out / "nnUNet_results" / "seed0" / ipa / "fold_0" / "checkpoint_final.pth"
     assert events == ["train source+aug-ipa", "train source+aug", f"train selftrain-ft-ens from {checkpoint}"]
     merged = find_dataset(cfg.out / "nnUNet_raw", ledger["row:source+pseudo@source+aug-ipa,source+aug#finetune:seed0"]
