@@ -31,7 +31,7 @@ from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
 
-from mrgen_nnunet.data.io import write_text_atomic
+from mrgen_nnunet.data.io import write_atomic, write_text_atomic
 from mrgen_nnunet.errors import MRGenError
 from mrgen_nnunet.trainers.sampling import sampling_probabilities
 from mrgen_nnunet.trainers.splits import cases_without_labels, patient_splits, validation_has_synthetic
@@ -66,6 +66,15 @@ class nnUNetTrainerMRGen(nnUNetTrainer):
             torch.set_num_threads(int(threads))
             self.print_to_log_file(f"torch threads: {threads} (OMP_NUM_THREADS; nnUNetv2_train had set "
                                    f"{os.cpu_count()})")
+
+    def save_checkpoint(self, filename: str) -> None:
+        """nnU-Net writes a checkpoint in place: a run killed during the write (SIGKILL, a lost machine) leaves a
+        truncated checkpoint_latest.pth that `nnUNetv2_train --c` cannot load ("failed finding central
+        directory"). Write a hidden sibling and rename it, so the file is always the previous or the new one."""
+        if self.local_rank != 0 or self.disable_checkpointing:
+            return super().save_checkpoint(filename)  # nnU-Net writes nothing then
+        save = super().save_checkpoint
+        write_atomic(filename, lambda tmp: save(str(tmp)))
 
     def do_split(self):
         tr_keys, val_keys = self._split()

@@ -247,3 +247,39 @@ def test_named_augmented_variant_sets_defaults_that_dataset_json_overrides(plann
     dataset_json["mrgen"]["augmentation"] = {"p": 0.3}
     sla = build(nnUNetTrainerMRGenAugSLA_2epochs_10it)
     assert sla.appearance.p == 0.3 and sla.appearance.weights == {"global": 0.5, "class": 0.5}
+
+
+def test_a_checkpoint_write_killed_midway_leaves_the_previous_checkpoint(planned, monkeypatch, tmp_path):
+    """nnU-Net's torch.save writes in place; ours goes to a hidden sibling and is renamed: a write that dies
+    midway (here torch.save writes half the bytes, then the process 'dies') leaves the previous checkpoint intact
+    and loadable, and no temporary file."""
+    import torch
+
+    env, folder, pre = planned
+    _set_env(monkeypatch, env)
+    trainer = _trainer(pre, json.loads((pre / "dataset.json").read_text(encoding="utf-8")))
+    trainer.initialize()
+    latest = tmp_path / "checkpoint_latest.pth"
+    trainer.save_checkpoint(str(latest))
+    before = latest.read_bytes()
+
+    def saved_epoch() -> int:
+        return torch.load(latest, map_location="cpu", weights_only=False)["current_epoch"]
+
+    assert saved_epoch() == trainer.current_epoch + 1  # nnU-Net stores the epoch to resume at
+
+    real_save = torch.save
+
+    def dies_midway(obj, f, *args, **kwargs):
+        real_save(obj, f, *args, **kwargs)
+        Path(f).write_bytes(Path(f).read_bytes()[: len(before) // 2])  # what a kill during the write leaves
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", dies_midway)
+    trainer.current_epoch += 1
+    with pytest.raises(KeyboardInterrupt):
+        trainer.save_checkpoint(str(latest))
+    assert latest.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == [latest.name]
+    monkeypatch.setattr(torch, "save", real_save)
+    trainer.save_checkpoint(str(latest))
+    assert saved_epoch() == trainer.current_epoch + 1  # nnU-Net stores the epoch to resume at
