@@ -96,9 +96,9 @@ def row_trainer(row: Row, config_trainer: str) -> str:
 
 
 def rounds(rows: list[str]) -> list[list[str]]:
-    """`rows` and the base rows they need, in training rounds: round 0 has the rows without a base, round k the
-    rows whose base trains in round k-1 (self-training round k). Within a round, bases that were not asked for
-    come first, then the asked rows in their order."""
+    """`rows` and the base (and voter) rows they need, in training rounds: round 0 has the rows without a base,
+    round k the rows whose last labeller (base or voter) trains in round k-1 (self-training round k). Within a
+    round, labellers that were not asked for come first, then the asked rows in their order."""
     def level(name: str) -> int:
         return 1 + max((level(r) for r in ROWS[name].labellers), default=-1)
 
