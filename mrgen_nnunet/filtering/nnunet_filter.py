@@ -47,7 +47,8 @@ class NnUNetFilter:
 
     @classmethod
     def from_folder(cls, folder: str | Path, fold: int | str | Sequence[int | str] = 0,
-                    checkpoint: str = "checkpoint_final.pth", device: str = "cpu", trust: bool = False) -> NnUNetFilter:
+                    checkpoint: str = "checkpoint_final.pth", device: str = "cpu",
+                    trust: bool = False) -> NnUNetFilter:
         """Load `folder` (…/DatasetNNN_X/TRAINER__PLANS__2d) with `fold_{fold}/{checkpoint}`; several folds make
         one predictor that averages their logits (as `nnUNetv2_predict -f 0 1 2 3 4` does).
 
@@ -64,9 +65,10 @@ class NnUNetFilter:
         if not folds:
             raise MRGenError("no fold given", folder, "name at least one fold, e.g. 0")
         states = []
+        model_files = (folder / "plans.json").is_file() and (folder / "dataset.json").is_file()
         for f in folds:
             ckpt = folder / f"fold_{f}" / checkpoint
-            if not (folder / "plans.json").is_file() or not (folder / "dataset.json").is_file() or not ckpt.is_file():
+            if not model_files or not ckpt.is_file():
                 raise MRGenError("not a trained nnU-Net model folder", ckpt,
                                  "pass nnUNet_results/DatasetNNN_X/<trainer>__<plans>__2d with a finished fold")
             state = load_torch_file(ckpt, trust=trust, trust_option="--trust-checkpoint")
@@ -77,8 +79,8 @@ class NnUNetFilter:
                 raise MRGenError("not an nnU-Net checkpoint (no trainer_name/init_args/network_weights)", ckpt,
                                  "pass a checkpoint written by nnUNetv2_train") from None
             if states[-1][:2] != states[0][:2]:
-                raise MRGenError(f"fold {f} was trained as {states[-1][:2]}, fold {folds[0]} as {states[0][:2]}", ckpt,
-                                 "ensemble folds of one trainer and configuration")
+                raise MRGenError(f"fold {f} was trained as {states[-1][:2]}, fold {folds[0]} as {states[0][:2]}",
+                                 ckpt, "ensemble folds of one trainer and configuration")
         trainer_name, configuration, _, mirroring = states[0]
         dataset_json = json.loads((folder / "dataset.json").read_text(encoding="utf-8"))
         plans = PlansManager(json.loads((folder / "plans.json").read_text(encoding="utf-8")))

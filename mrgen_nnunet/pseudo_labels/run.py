@@ -4,7 +4,8 @@ with their confident predictions as labels (the self-training step of the cross-
 The model is loaded through the safe loader (`NnUNetFilter.from_folder`: weights_only unless trusted) and predicts
 each image volume slice by slice with mirroring test-time augmentation; several folds of a model average their
 logits (nnU-Net's fold ensemble), several models their softmax probabilities (`nnUNetv2_ensemble`'s rule), so the
-labels can come from an ensemble; `rules.decide_slice` keeps or drops each slice. Kept slices are written like every other slice dataset (2D NIfTI at the slice's own geometry), listed in
+labels can come from an ensemble; `rules.decide_slice` keeps or drops each slice. Kept slices are written like
+every other slice dataset (2D NIfTI at the slice's own geometry), listed in
 `mrgen.pseudo_cases` (nnUNetTrainerMRGen* never validates on them) with an `ignore` label for unconfident pixels;
 `pseudo_labels.json` beside dataset.json records the model, the rules, and per case the slices seen and kept and
 their confidence. Patients listed in `exclude` (the test set) can never enter the pool.
@@ -54,8 +55,9 @@ def pseudo_label(model: str | Path | Sequence[str | Path], images: str | Path, o
     """Write `Dataset{dataset_id}_{name}` under `out_raw`; returns its folder.
 
     model: nnUNet_results/DatasetNNN_X/TRAINER__PLANS__2d (a finished `fold`), or several such folders (same label
-    map and channels; each with the same `fold` or folds) whose probabilities are averaged. images: folder of CASE_0000.nii.gz
-    (2D or 3D) or a raw dataset folder (labelled: its imagesTr; images-only: its imagesTs). exclude: case or patient ids that must not be pseudo-labelled (refused).
+    map and channels; each with the same `fold` or folds) whose probabilities are averaged.
+    images: folder of CASE_0000.nii.gz (2D or 3D) or a raw dataset folder (labelled: its imagesTr; images-only: its
+    imagesTs). exclude: case or patient ids that must not be pseudo-labelled (refused).
     sequence: the target sequence the images must be (checked against a raw dataset's modality/channel names; the
     model itself was usually trained on another sequence, which is the point).
     """
