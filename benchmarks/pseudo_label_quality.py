@@ -39,7 +39,8 @@ def pseudo_label_quality(dataset: Path, truth_labels: Path) -> dict:
     counts = np.zeros((3, len(names)))  # intersection, predicted, true pixels per structure
     per_patient: dict[str, np.ndarray] = {}
     ignored = total = 0
-    for f in sorted((dataset / "labelsTr").glob("*.nii.gz")):
+    files = sorted((dataset / "labelsTr").glob("*.nii.gz"))
+    for f in files:
         pred = read_image(f)[0]
         truth = read_image(truth_labels / f.name)[0]
         valid = pred != ignore
@@ -53,7 +54,7 @@ def pseudo_label_quality(dataset: Path, truth_labels: Path) -> dict:
     patient_dice = {p: float(np.nanmean(_dice(*c))) for p, c in per_patient.items()}
     dice = _dice(*counts)
     return {"dataset": dataset.name, "models": meta.get("models", [meta.get("model")]),
-            "kept_fraction": meta["kept_fraction"], "kept_slices": len(list((dataset / "labelsTr").glob("*.nii.gz"))),
+            "kept_fraction": meta["kept_fraction"], "kept_slices": len(files),
             "ignored_pixel_fraction": ignored / max(total, 1),
             "dice": dict(zip(names, map(float, dice), strict=True)), "mean_dice": float(np.nanmean(dice)),
             "worst_patients": dict(sorted(patient_dice.items(), key=lambda kv: kv[1])[:4])}
