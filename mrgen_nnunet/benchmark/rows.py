@@ -80,6 +80,9 @@ ROWS: dict[str, Row] = {r.name: r for r in (
     Row("selftrain2-ft-ipa", "source + pseudo-labelled target, 2nd round fine-tuned from the 1st (base: "
         "selftrain-ft-ipa)", ("source", "pseudo"), trainer="nnUNetTrainerMRGenAugIPA", base="selftrain-ft-ipa",
         finetune=True),
+    Row("selftrain2-ft-ens", "source + target pseudo-labelled by the ensemble of two self-trained rows, fine-tuned "
+        "from the ensemble-labelled row (base: selftrain-ft-ens)", ("source", "pseudo"),
+        trainer="nnUNetTrainerMRGenAugIPA", base="selftrain-ft-ens", finetune=True, voters=("selftrain2-ft-ipa",)),
 )}
 # the rows a config runs when it names none (the original seven)
 DEFAULT_ROWS = ("source", "synthetic", "synthetic+source", "labelmap", "remap", "synthetic+source+remap", "oracle")

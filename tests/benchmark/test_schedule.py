@@ -222,3 +222,14 @@ def test_a_failed_training_starts_nothing_after_it(tmp_path, monkeypatch):
     with pytest.raises(MRGenError, match="nnUNetv2_train failed"):
         protocol.run_benchmark(cfg, jobs=1)
     assert events == ["train source"]  # the queued rows gave up instead of training one after another
+
+
+def test_a_row_labelled_by_self_trained_rows_trains_after_every_round_they_need():
+    """`selftrain2-ft-ens` labels with `selftrain-ft-ens` (round 1) and `selftrain2-ft-ipa` (round 2): it trains in
+    round 3, each labeller once, in its own round; its dataset key names both labellers."""
+    from mrgen_nnunet.benchmark.rows import ROWS, rounds, row_key_parts
+
+    assert rounds(["selftrain2-ft-ens"]) == [["source+aug-ipa", "source+aug"], ["selftrain-ft-ens", "selftrain-ft-ipa"],
+                                             ["selftrain2-ft-ipa"], ["selftrain2-ft-ens"]]
+    assert rounds(["selftrain-ft-ipa", "selftrain2-ft-ens"])[1] == ["selftrain-ft-ens", "selftrain-ft-ipa"]
+    assert row_key_parts(ROWS["selftrain2-ft-ens"]) == "source+pseudo@selftrain-ft-ens,selftrain2-ft-ipa#finetune"
