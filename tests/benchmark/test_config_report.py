@@ -157,3 +157,18 @@ def test_report_only_writes_the_table_of_finished_rows(tmp_path):
     paths = report_finished(cfg)
     text = paths["markdown"].read_text(encoding="utf-8")
     assert "2 of 4" in text and "source seed 1, source+aug seed 1" in text and "+0.400 [" in text
+
+
+@pytest.mark.parametrize("config", sorted((REPO / "benchmarks" / "configs").glob("*.toml")), ids=lambda p: p.stem)
+def test_every_shipped_config_loads_and_names_a_trainer_class_for_each_of_its_rows(config):
+    """A shipped config whose schedule has no class for one of its rows' trainer families (e.g. a 50-epoch schedule
+    and an IPA row) would fail only when that row starts training; here it fails at once."""
+    from mrgen_nnunet.benchmark.rows import ROWS as ALL_ROWS
+    from mrgen_nnunet.benchmark.rows import row_trainer
+    from mrgen_nnunet.trainers import trainer_classes
+
+    cfg = load_config(config)
+    known = trainer_classes()
+    assert cfg.rows, config.name
+    for row in cfg.rows:
+        assert row_trainer(ALL_ROWS[row], cfg.trainer) in known, (config.name, row)
