@@ -3,7 +3,8 @@
 For each seed, every named row's model (the run's own, found through its ledger) predicts the run's test volumes
 with `--save_probabilities` (`nnUNetv2_predict_from_modelfolder`, mirror TTA as in the benchmark), the softmax maps
 are averaged by `nnUNetv2_ensemble`, and the result is scored as a row is (`evaluate_folder`); each member is
-re-scored from its own predictions too (it must match its row's result). The ensemble's results are written as `<out>/rows/<name>/seed<N>/result.json` and paired against each member row of the same seed.
+re-scored from its own predictions too (it must match its row's result). The ensemble's results are written as
+`<out>/rows/<name>/seed<N>/result.json` and paired against each member row of the same seed.
 The members are fixed before looking at any figure (e.g. the last self-training round's two students); nothing
 is chosen from the test volumes.
 
@@ -19,31 +20,37 @@ import json
 import time
 from pathlib import Path
 
-from mrgen_nnunet.benchmark.build import seed_environment
-from mrgen_nnunet.benchmark.config import load_config
+from mrgen_nnunet.benchmark.build import row_dataset_key, seed_environment
+from mrgen_nnunet.benchmark.config import BenchmarkConfig, load_config
 from mrgen_nnunet.benchmark.ledger import Ledger
+from mrgen_nnunet.benchmark.plans import plans_name
 from mrgen_nnunet.benchmark.report import RowResult, paired_difference
-from mrgen_nnunet.benchmark.rows import ROWS, row_key_parts, row_trainer
+from mrgen_nnunet.benchmark.rows import ROWS, row_trainer
 from mrgen_nnunet.benchmark.training import result_from_metrics
+from mrgen_nnunet.data.io import write_text_atomic
 from mrgen_nnunet.data.nnunet_raw import find_dataset, read_dataset_json
 from mrgen_nnunet.evaluation.metrics import evaluate_folder
-from mrgen_nnunet.trainers.nnunet_run import nnunet_environment, run_nnunet
+from mrgen_nnunet.trainers.nnunet_run import model_folder, nnunet_environment, run_nnunet
 
 FOLD = 0
 
 
-def model_of(bench: Path, ledger: dict, row: str, seed: int, config_trainer: str) -> Path:
-    """The trained model folder (`<trainer>__<plans>__2d`) of `row` for `seed` in the run at `bench`."""
-    key = row_key_parts(ROWS[row])
-    entry = ledger.get(f"row:{key}:seed{seed}") or ledger.get(f"row:{key}") or ledger.get(key)  # one-part rows: the part
-    if entry is None:
-        raise SystemExit(f"{bench}: row {row!r} seed {seed} has no dataset in the ledger; run the row first")
-    dataset = find_dataset(bench / "nnUNet_raw", entry["id"]).name
-    trainer = row_trainer(ROWS[row], config_trainer)
-    folders = sorted((bench / "nnUNet_results" / f"seed{seed}" / dataset).glob(f"{trainer}__*__2d"))
-    if len(folders) != 1 or not (folders[0] / f"fold_{FOLD}" / "checkpoint_final.pth").is_file():
-        raise SystemExit(f"{bench}: no finished model of row {row!r} seed {seed} ({dataset}, {trainer})")
-    return folders[0]
+def model_of(bench: Path, ledger: dict, name: str, seed: int, cfg: BenchmarkConfig) -> Path:
+    """The trained model folder (`<trainer>__<plans>__2d`) of row `name` for `seed` in the run at `bench`: a merged
+    row's dataset through the benchmark's own ledger key, a one-part row's through its part (source or target)."""
+    row = ROWS[name]
+    if len(row.parts) > 1:
+        key = row_dataset_key(row, seed, cfg.real_to_synthetic_ratio if row.uses_ratio else None)
+    else:
+        key = row.parts[0]
+    if key not in ledger:
+        raise SystemExit(f"{bench}: row {name!r} seed {seed} has no dataset in the ledger ({key}); run the row first")
+    dataset = find_dataset(bench / "nnUNet_raw", ledger[key]["id"]).name
+    model = model_folder(bench / "nnUNet_results" / f"seed{seed}", dataset, row_trainer(row, cfg.trainer),
+                         plans_name(cfg.spacing_mm))
+    if not (model / f"fold_{FOLD}" / "checkpoint_final.pth").is_file():
+        raise SystemExit(f"{model}: no finished model of row {name!r} seed {seed}; run the row first")
+    return model
 
 
 def main() -> None:
@@ -69,7 +76,7 @@ def main() -> None:
         t0 = time.perf_counter()
         member_dirs = []
         for row in rows:
-            model = model_of(bench, ledger, row, seed, cfg.trainer)
+            model = model_of(bench, ledger, row, seed, cfg)
             pred = work / f"seed{seed}" / row
             if not (pred / "done").is_file():
                 print(f"seed {seed}: predicting with {row} ({model.parent.name})", flush=True)
@@ -90,9 +97,8 @@ def main() -> None:
         metrics = evaluate_folder(ens, test / "labelsTr", labels, work / f"seed{seed}" / "evaluation")
         result = result_from_metrics(name, seed, metrics, train_cases=0, trainer="+".join(rows),
                                      seconds={"predict_and_ensemble": time.perf_counter() - t0})
-        out = args.out / "rows" / name.replace(":", "_") / f"seed{seed}"
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "result.json").write_text(json.dumps(result.to_dict(), indent=1) + "\n", encoding="utf-8")
+        write_text_atomic(json.dumps(result.to_dict(), indent=1) + "\n",
+                          args.out / "rows" / name.replace(":", "_") / f"seed{seed}" / "result.json")
         results.append(result)
         summary["results"][str(seed)] = {"mean_dice": result.mean_dice, "dice": result.dice}
         print(f"seed {seed}: ensemble mean Dice {result.mean_dice:.3f} {result.dice}", flush=True)
@@ -102,7 +108,7 @@ def main() -> None:
         summary["paired"][row] = paired_difference(results, members)
         print(f"vs {row} ({[round(m.mean_dice, 3) for m in members]}; re-scored here "
               f"{[round(v, 3) for v in summary['members'][row].values()]}): {summary['paired'][row]}", flush=True)
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    write_text_atomic(json.dumps(summary, indent=1) + "\n", args.out / "summary.json")
 
 
 if __name__ == "__main__":

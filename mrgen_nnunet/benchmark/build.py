@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mrgen_nnunet.benchmark.config import BenchmarkConfig, DataSpec
 from mrgen_nnunet.benchmark.ledger import Ledger
-from mrgen_nnunet.benchmark.rows import ROWS, row_key_parts
+from mrgen_nnunet.benchmark.rows import ROWS, Row, row_key_parts
 from mrgen_nnunet.data.nnunet_raw import datasets_with_id, find_dataset, read_dataset_json
 
 
@@ -18,6 +18,10 @@ def seed_environment(env: dict, seed: int) -> dict:
     must still train once per seed."""
     return {**env, "nnUNet_results": str(Path(env["nnUNet_results"]) / f"seed{seed}")}
 
+
+def row_dataset_key(row: Row, seed: int, ratio: float | None) -> str:
+    """The ledger key of a row's merged dataset (rows of two or more parts) for one seed."""
+    return "row:" + row_key_parts(row) + (f":ratio{ratio:g}" if ratio is not None else "") + f":seed{seed}"
 
 
 def _name_part(key: str) -> str:
@@ -164,7 +168,7 @@ class Build:
             return parts[row.parts[0]]
         ratio = self.cfg.real_to_synthetic_ratio if row.uses_ratio else None
         settings = {"parts": [self.settings[part_keys[p]] for p in row.parts], "ratio": ratio}
-        key = "row:" + row_key_parts(row) + (f":ratio{ratio:g}" if ratio is not None else "") + f":seed{seed}"
+        key = row_dataset_key(row, seed, ratio)
         self.settings[f"row:{name}:seed{seed}"] = settings
         return self.dataset(key, settings, lambda i: merge_slice_datasets(
             self.raw, i, f"{_name_part(row_key_parts(row))}_s{seed}",
