@@ -83,6 +83,12 @@ ROWS: dict[str, Row] = {r.name: r for r in (
     Row("selftrain2-ft-ens", "source + target pseudo-labelled by the ensemble of two self-trained rows, fine-tuned "
         "from the ensemble-labelled row (base: selftrain-ft-ens)", ("source", "pseudo"),
         trainer="nnUNetTrainerMRGenAugIPA", base="selftrain-ft-ens", finetune=True, voters=("selftrain2-ft-ipa",)),
+    # the same data, labels and start as selftrain2-ft-ens, but nnU-Net's own augmentation only: the appearance
+    # redraw replaces the real target appearance of 80 % of the pseudo-labelled samples, which the last round,
+    # already robust, may no longer need
+    Row("selftrain2-ft-ens-plain", "source + target pseudo-labelled by the ensemble of two self-trained rows, "
+        "fine-tuned from the ensemble-labelled row with nnU-Net's own augmentation only (base: selftrain-ft-ens)",
+        ("source", "pseudo"), base="selftrain-ft-ens", finetune=True, voters=("selftrain2-ft-ipa",)),
 )}
 # the rows a config runs when it names none (the original seven)
 DEFAULT_ROWS = ("source", "synthetic", "synthetic+source", "labelmap", "remap", "synthetic+source+remap", "oracle")
