@@ -89,6 +89,9 @@ ROWS: dict[str, Row] = {r.name: r for r in (
     Row("selftrain2-ft-ens-plain", "source + target pseudo-labelled by the ensemble of two self-trained rows, "
         "fine-tuned from the ensemble-labelled row with nnU-Net's own augmentation only (base: selftrain-ft-ens)",
         ("source", "pseudo"), base="selftrain-ft-ens", finetune=True, voters=("selftrain2-ft-ipa",)),
+    Row("selftrain-ft-ens-plain", "source + target pseudo-labelled by both bases' ensemble, fine-tuned from the IPA "
+        "base with nnU-Net's own augmentation only", ("source", "pseudo"), base="source+aug-ipa", finetune=True,
+        voters=("source+aug",)),
 )}
 # the rows a config runs when it names none (the original seven)
 DEFAULT_ROWS = ("source", "synthetic", "synthetic+source", "labelmap", "remap", "synthetic+source+remap", "oracle")
