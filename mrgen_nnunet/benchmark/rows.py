@@ -53,6 +53,8 @@ ROWS: dict[str, Row] = {r.name: r for r in (
         trainer="nnUNetTrainerMRGenAugSLA"),
     Row("source+aug-ipa", "source, augmented trainer (+ IPA blends)", ("source",),
         trainer="nnUNetTrainerMRGenAugIPA"),
+    Row("source+aug-cons", "source, augmented trainer (+ consistency between two appearances)", ("source",),
+        trainer="nnUNetTrainerMRGenAugCons"),
     Row("synthetic", "synthetic only (MRGen)", ("synthetic",)),
     Row("synthetic+source", "synthetic + source", ("source", "synthetic"), uses_ratio=True),
     Row("synthetic+source+aug", "synthetic + source, augmented trainer", ("source", "synthetic"), uses_ratio=True,

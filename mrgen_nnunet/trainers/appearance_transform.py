@@ -73,12 +73,17 @@ class AppearanceTransform(BasicTransform):
         image = data_dict["image"]
         seg = data_dict.get("segmentation")
         label = seg[0].numpy() if seg is not None else np.zeros(image.shape[1:], dtype=np.int16)
-        redraw = STYLES[params["style"]]
-        out = torch.empty_like(image)
-        for c in range(image.shape[0]):
-            x = image[c].numpy().astype(np.float64)
-            y = redraw(x, label, params["rng"]).astype(np.float64)
-            y = (y - y.mean()) / (y.std() + 1e-8) * x.std() + x.mean()
-            out[c] = torch.from_numpy(y).to(image.dtype)
-        data_dict["image"] = out
+        data_dict["image"] = redraw_channels(image, label, params["style"], params["rng"])
         return data_dict
+
+
+def redraw_channels(image: torch.Tensor, label: np.ndarray, style: str, rng: np.random.Generator) -> torch.Tensor:
+    """image (C, H, W) float tensor, label (H, W) int array -> (C, H, W): every channel redrawn by `style` (a
+    STYLES name), then given the channel's own mean and standard deviation back (z-scored in, z-scored out)."""
+    out = torch.empty_like(image)
+    for c in range(image.shape[0]):
+        x = image[c].numpy().astype(np.float64)
+        y = STYLES[style](x, label, rng).astype(np.float64)
+        y = (y - y.mean()) / (y.std() + 1e-8) * x.std() + x.mean()
+        out[c] = torch.from_numpy(y).to(image.dtype)
+    return out

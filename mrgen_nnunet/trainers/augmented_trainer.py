@@ -9,17 +9,24 @@ sampling) applies unchanged, and a plain nnU-Net dataset (no `mrgen` key) trains
 Settings: `mrgen.augmentation` in dataset.json, e.g. `{"p": 0.8, "weights": {"global": 0.3, "class": 0.3,
 "gin": 0.2, "labelmap": 0.2}}` (appearance_transform.AppearanceSettings), over the class's `appearance_defaults`.
 Named variants change only the defaults: `nnUNetTrainerMRGenAugSLA` draws SLAug's two styles (global and
-class-level location-scale) only; `nnUNetTrainerMRGenAugIPA` adds GIN+IPA-style blends of two styles. 2d configurations only (the tool is 2D).
+class-level location-scale) only; `nnUNetTrainerMRGenAugIPA` adds GIN+IPA-style blends of two styles.
+`nnUNetTrainerMRGenAugCons` adds a second hook, `train_step`: GIN+IPA's consistency term between two appearances
+of the same patch. 2d configurations only (the tool is 2D).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from batchgeneratorsv2.transforms.spatial.spatial import SpatialTransform
 from batchgeneratorsv2.transforms.utils.pseudo2d import Convert2DTo3DTransform
 
 from mrgen_nnunet.errors import MRGenError
-from mrgen_nnunet.trainers.appearance_transform import AppearanceSettings, AppearanceTransform
+from mrgen_nnunet.trainers.appearance_transform import (
+    AppearanceSettings,
+    AppearanceTransform,
+    redraw_channels,
+)
 from mrgen_nnunet.trainers.mrgen_trainer import nnUNetTrainerMRGen
 
 
@@ -56,3 +63,55 @@ class nnUNetTrainerMRGenAugIPA(nnUNetTrainerMRGenAug):
     consistency loss), which varies intensity within a structure as well as between structures."""
 
     appearance_defaults = {"weights": {"global": 0.2, "class": 0.2, "gin": 0.15, "labelmap": 0.15, "ipa": 0.3}}
+
+
+def symmetric_kl(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
+    """Mean over pixels of ½ (KL(p_a || p_b) + KL(p_b || p_a)), p = softmax over classes. Logits (N, K, H, W) each;
+    a scalar >= 0, 0 exactly when the two predictions agree."""
+    log_a, log_b = torch.log_softmax(logits_a.float(), 1), torch.log_softmax(logits_b.float(), 1)
+    return 0.5 * ((log_a.exp() * (log_a - log_b)).sum(1) + (log_b.exp() * (log_b - log_a)).sum(1)).mean()
+
+
+class nnUNetTrainerMRGenAugCons(nnUNetTrainerMRGenAug):
+    """GIN+IPA's consistency regularisation (Ouyang et al. 2022) at nnU-Net's batch size: the second half of every
+    training batch is replaced by the first half's patches in a fresh appearance (same geometry and labels; the
+    style drawn from the trainer's own mix), and the loss adds `consistency_weight` x the symmetric KL divergence
+    between the two views' full-resolution predictions: the network is asked to predict the same anatomy
+    whatever the contrast, not only to be right on each contrast. Per-iteration cost stays nnU-Net's (same batch;
+    the redraw is a few ms); each iteration sees half as many distinct patches."""
+
+    consistency_weight: float = 1.0
+
+    def train_step(self, batch: dict) -> dict:
+        from nnunetv2.utilities.helpers import dummy_context
+
+        data, target = batch["data"], batch["target"]
+        half = data.shape[0] // 2
+        if half == 0:
+            return super().train_step(batch)
+        targets = target if isinstance(target, list) else [target]
+        rng = np.random.default_rng(np.random.randint(0, 2**31 - 1))
+        styles = AppearanceTransform(self.appearance)  # the trainer's own style mix
+        views = torch.stack([redraw_channels(data[i], targets[0][i, 0].numpy(), str(
+            rng.choice(styles.styles, p=styles.probabilities)), rng) for i in range(half)])
+        data = torch.cat([data[:half], views, data[2 * half:]]).to(self.device, non_blocking=True)
+        targets = [torch.cat([t[:half], t[:half], t[2 * half:]]).to(self.device, non_blocking=True) for t in targets]
+
+        self.optimizer.zero_grad(set_to_none=True)
+        cuda = self.device.type == "cuda"
+        with torch.autocast(self.device.type, enabled=True) if cuda else dummy_context():
+            output = self.network(data)
+            loss = self.loss(output, targets if isinstance(target, list) else targets[0])
+            logits = output[0] if isinstance(output, (list, tuple)) else output
+            loss = loss + self.consistency_weight * symmetric_kl(logits[:half], logits[half:2 * half])
+        if self.grad_scaler is not None:
+            self.grad_scaler.scale(loss).backward()
+            self.grad_scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
+            self.grad_scaler.step(self.optimizer)
+            self.grad_scaler.update()
+        else:
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
+            self.optimizer.step()
+        return {"loss": loss.detach().cpu().numpy()}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from mrgen_nnunet.trainers.augmented_trainer import (
     nnUNetTrainerMRGenAug,
+    nnUNetTrainerMRGenAugCons,
     nnUNetTrainerMRGenAugIPA,
     nnUNetTrainerMRGenAugSLA,
 )
@@ -109,6 +110,14 @@ class nnUNetTrainerMRGenAugIPA_8epochs_60it(nnUNetTrainerMRGenAugIPA):
 
 class nnUNetTrainerMRGenAugIPA_30epochs_60it(nnUNetTrainerMRGenAugIPA):
     schedule = (30, 60)
+
+class nnUNetTrainerMRGenAugCons_2epochs_10it(nnUNetTrainerMRGenAugCons):
+    schedule = (2, 10)
+
+
+class nnUNetTrainerMRGenAugCons_30epochs_60it(nnUNetTrainerMRGenAugCons):
+    schedule = (30, 60)
+
 
 class nnUNetTrainerMRGenAug_30epochs(nnUNetTrainerMRGenAug):
     schedule = (30, None)

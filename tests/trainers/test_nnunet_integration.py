@@ -173,12 +173,13 @@ def test_dataset_without_dataset_json_is_refused(tmp_path):
     assert env["nnUNet_extTrainer"].endswith("nnunet_ext") and "nnUNet_n_proc_DA" not in env
 
 
-def test_augmented_trainer_trains_through_nnunet_cli(planned):
+@pytest.mark.parametrize("trainer", ["nnUNetTrainerMRGenAug_2epochs_10it", "nnUNetTrainerMRGenAugCons_2epochs_10it"])
+def test_augmented_trainer_trains_through_nnunet_cli(planned, trainer):
     """`nnUNetv2_train -tr nnUNetTrainerMRGenAug_2epochs_10it` through nnUNet_extTrainer: the appearance transform
     sits right after nnU-Net's spatial transform of the training pipeline, not in validation, and the run ends
-    with a final checkpoint and a validation on real cases only."""
+    with a final checkpoint and a validation on real cases only. The consistency variant (its own train_step)
+    trains the same way."""
     env, folder, pre = planned
-    trainer = "nnUNetTrainerMRGenAug_2epochs_10it"
     shim = subprocess.run([str(BIN / "mrgen-nnunet"), "trainer-path"], capture_output=True, text=True, check=True)
     run_env = {**env, "nnUNet_extTrainer": shim.stdout.strip()}
     subprocess.run([str(BIN / "nnUNetv2_train"), "501", "2d", "0", "-tr", trainer, "-device", "cpu"],
@@ -283,3 +284,48 @@ def test_a_checkpoint_write_killed_midway_leaves_the_previous_checkpoint(planned
     monkeypatch.setattr(torch, "save", real_save)
     trainer.save_checkpoint(str(latest))
     assert saved_epoch() == trainer.current_epoch + 1  # nnU-Net stores the epoch to resume at
+
+
+def test_consistency_step_pairs_two_appearances_of_the_same_patches(planned, monkeypatch):
+    """nnUNetTrainerMRGenAugCons.train_step: the second half of the batch the network sees is the first half in
+    another appearance (same labels at every deep-supervision scale), and the loss it returns is finite."""
+    import torch
+
+    from mrgen_nnunet.trainers.augmented_trainer import symmetric_kl
+    from mrgen_nnunet.trainers.training_length import nnUNetTrainerMRGenAugCons_2epochs_10it
+
+    env, folder, pre = planned
+    _set_env(monkeypatch, env)
+    plans = json.loads((pre / "nnUNetPlans.json").read_text(encoding="utf-8"))
+    plans["continue_training"] = False
+    dataset_json = json.loads((pre / "dataset.json").read_text(encoding="utf-8"))
+    trainer = nnUNetTrainerMRGenAugCons_2epochs_10it(plans, "2d", 0, dataset_json, device=torch.device("cpu"))
+    trainer.initialize()
+    gen_tr, _ = trainer.get_dataloaders()
+    batch = next(gen_tr)
+    seen = {}
+    network_forward = trainer.network.forward
+
+    def spy(x):
+        seen["data"] = x.detach().clone()
+        return network_forward(x)
+
+    seg_loss = trainer.loss
+
+    def loss_spy(output, target):
+        seen["target"] = target if isinstance(target, list) else [target]
+        return seg_loss(output, target)
+
+    monkeypatch.setattr(trainer.network, "forward", spy)
+    monkeypatch.setattr(trainer, "loss", loss_spy)
+    half = batch["data"].shape[0] // 2
+    out = trainer.train_step(batch)
+    data = seen["data"]
+    assert data.shape == batch["data"].shape and np.isfinite(out["loss"])
+    assert torch.equal(data[:half], batch["data"][:half]) and not torch.allclose(data[half:2 * half], data[:half])
+    assert len(seen["target"]) >= 1
+    for t in seen["target"]:  # every deep-supervision scale: the first half's labels, twice
+        assert t.shape[0] == data.shape[0] and torch.equal(t[half:2 * half], t[:half])
+    logits = torch.randn(2, 4, 8, 8)
+    assert symmetric_kl(logits, logits).item() == pytest.approx(0.0, abs=1e-7)
+    assert symmetric_kl(logits, torch.randn(2, 4, 8, 8)).item() > 0
