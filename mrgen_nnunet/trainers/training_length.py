@@ -115,6 +115,10 @@ class nnUNetTrainerMRGenAugCons_2epochs_10it(nnUNetTrainerMRGenAugCons):
     schedule = (2, 10)
 
 
+class nnUNetTrainerMRGenAugCons_8epochs_60it(nnUNetTrainerMRGenAugCons):
+    schedule = (8, 60)
+
+
 class nnUNetTrainerMRGenAugCons_30epochs_60it(nnUNetTrainerMRGenAugCons):
     schedule = (30, 60)
 
