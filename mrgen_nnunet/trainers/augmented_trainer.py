@@ -83,35 +83,31 @@ class nnUNetTrainerMRGenAugCons(nnUNetTrainerMRGenAug):
     consistency_weight: float = 1.0
 
     def train_step(self, batch: dict) -> dict:
-        from nnunetv2.utilities.helpers import dummy_context
-
+        """nnU-Net's own step on the paired batch, with the consistency term added to its loss."""
         data, target = batch["data"], batch["target"]
         half = data.shape[0] // 2
         if half == 0:
             return super().train_step(batch)
         targets = target if isinstance(target, list) else [target]
         rng = np.random.default_rng(np.random.randint(0, 2**31 - 1))
-        styles = AppearanceTransform(self.appearance)  # the trainer's own style mix
+        if getattr(self, "_view_styles", None) is None:
+            self._view_styles = AppearanceTransform(self.appearance)  # the trainer's own style mix
+        styles = self._view_styles
         views = torch.stack([redraw_channels(data[i], targets[0][i, 0].numpy(), str(
             rng.choice(styles.styles, p=styles.probabilities)), rng) for i in range(half)])
-        data = torch.cat([data[:half], views, data[2 * half:]]).to(self.device, non_blocking=True)
-        targets = [torch.cat([t[:half], t[:half], t[2 * half:]]).to(self.device, non_blocking=True) for t in targets]
+        data = torch.cat([data[:half], views, data[2 * half:]])
+        targets = [torch.cat([t[:half], t[:half], t[2 * half:]]) for t in targets]
 
-        self.optimizer.zero_grad(set_to_none=True)
-        cuda = self.device.type == "cuda"
-        with torch.autocast(self.device.type, enabled=True) if cuda else dummy_context():
-            output = self.network(data)
-            loss = self.loss(output, targets if isinstance(target, list) else targets[0])
+        segmentation_loss = self.loss
+
+        def loss_with_consistency(output, target):
             logits = output[0] if isinstance(output, (list, tuple)) else output
-            loss = loss + self.consistency_weight * symmetric_kl(logits[:half], logits[half:2 * half])
-        if self.grad_scaler is not None:
-            self.grad_scaler.scale(loss).backward()
-            self.grad_scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
-            self.grad_scaler.step(self.optimizer)
-            self.grad_scaler.update()
-        else:
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
-            self.optimizer.step()
-        return {"loss": loss.detach().cpu().numpy()}
+            return segmentation_loss(output, target) + self.consistency_weight * symmetric_kl(
+                logits[:half], logits[half:2 * half])
+
+        self.loss = loss_with_consistency
+        try:
+            return super().train_step({**batch, "data": data,
+                                       "target": targets if isinstance(target, list) else targets[0]})
+        finally:
+            self.loss = segmentation_loss

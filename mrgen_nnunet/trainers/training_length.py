@@ -111,6 +111,7 @@ class nnUNetTrainerMRGenAugIPA_8epochs_60it(nnUNetTrainerMRGenAugIPA):
 class nnUNetTrainerMRGenAugIPA_30epochs_60it(nnUNetTrainerMRGenAugIPA):
     schedule = (30, 60)
 
+
 class nnUNetTrainerMRGenAugCons_2epochs_10it(nnUNetTrainerMRGenAugCons):
     schedule = (2, 10)
 
