@@ -62,6 +62,10 @@ ROWS: dict[str, Row] = {r.name: r for r in (
     Row("translate+source", "translated + source", ("source", "translate"), uses_ratio=True),
     Row("translate+source+aug", "translated + source, augmented trainer", ("source", "translate"),
         uses_ratio=True, trainer="nnUNetTrainerMRGenAug"),
+    # the redraw replaces the target appearance the translation made for 80 % of the translated samples; this row
+    # redraws the source slices only
+    Row("translate+source+aug-keep", "translated + source, augmented trainer on the source slices only",
+        ("source", "translate"), uses_ratio=True, trainer="nnUNetTrainerMRGenAugKeep"),
     Row("labelmap", "source + label-map randomised (SynthSeg-style)", ("source", "labelmap")),
     Row("remap", "source + intensity-remapped (GIN/BigAug-style)", ("source", "remap")),
     Row("synthetic+source+remap", "synthetic + source + remapped", ("source", "synthetic", "remap"),

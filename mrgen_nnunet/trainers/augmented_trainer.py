@@ -11,7 +11,10 @@ Settings: `mrgen.augmentation` in dataset.json, e.g. `{"p": 0.8, "weights": {"gl
 Named variants change only the defaults: `nnUNetTrainerMRGenAugSLA` draws SLAug's two styles (global and
 class-level location-scale) only; `nnUNetTrainerMRGenAugIPA` adds GIN+IPA-style blends of two styles.
 `nnUNetTrainerMRGenAugCons` adds a second hook, `train_step`: GIN+IPA's consistency term between two appearances
-of the same patch. 2d configurations only (the tool is 2D).
+of the same patch. `nnUNetTrainerMRGenAugKeep` redraws the source cases only: the cases already in the target
+sequence (`synthetic_cases` and `pseudo_cases` of the `mrgen` key: generated, translated or pseudo-labelled real
+scans) keep their appearance (`p_target` 0; the training dataset is wrapped to tell the transform which case it
+sees). 2d configurations only (the tool is 2D).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from mrgen_nnunet.errors import MRGenError
 from mrgen_nnunet.trainers.appearance_transform import (
     AppearanceSettings,
     AppearanceTransform,
+    CaseTracker,
+    TrackedDataset,
     redraw_channels,
 )
 from mrgen_nnunet.trainers.mrgen_trainer import nnUNetTrainerMRGen
@@ -38,7 +43,15 @@ class nnUNetTrainerMRGenAug(nnUNetTrainerMRGen):
         super().__init__(plans, configuration, fold, dataset_json, device)
         from_dataset = (dataset_json.get("mrgen") or {}).get("augmentation") or {}
         self.appearance = AppearanceSettings.from_dict({**self.appearance_defaults, **from_dataset})
+        self.case_tracker = CaseTracker()
         self.print_to_log_file(f"appearance augmentation: {self.appearance.to_dict()}")
+
+    def get_tr_and_val_datasets(self):
+        """nnU-Net's datasets; the training one notes the case it loads when `p_target` needs to know it."""
+        dataset_tr, dataset_val = super().get_tr_and_val_datasets()
+        if self.appearance.p_target is not None:
+            dataset_tr = TrackedDataset(dataset_tr, self.case_tracker)
+        return dataset_tr, dataset_val
 
     def get_training_transforms(self, patch_size, *args, **kwargs):
         """nnU-Net's training transforms (same arguments) with AppearanceTransform after the spatial one."""
@@ -48,7 +61,7 @@ class nnUNetTrainerMRGenAug(nnUNetTrainerMRGen):
         compose = super().get_training_transforms(patch_size, *args, **kwargs)
         steps = compose.transforms
         at = max(i for i, t in enumerate(steps) if isinstance(t, (SpatialTransform, Convert2DTo3DTransform))) + 1
-        steps.insert(at, AppearanceTransform(self.appearance))
+        steps.insert(at, AppearanceTransform(self.appearance, frozenset(self.mrgen_not_validated), self.case_tracker))
         return compose
 
 
@@ -63,6 +76,13 @@ class nnUNetTrainerMRGenAugIPA(nnUNetTrainerMRGenAug):
     consistency loss), which varies intensity within a structure as well as between structures."""
 
     appearance_defaults = {"weights": {"global": 0.2, "class": 0.2, "gin": 0.15, "labelmap": 0.15, "ipa": 0.3}}
+
+
+class nnUNetTrainerMRGenAugKeep(nnUNetTrainerMRGenAug):
+    """The default mix on the source cases only; synthetic, translated and pseudo-labelled cases keep the target
+    sequence's appearance they were made or scanned with (nnU-Net's own intensity augmentation still applies)."""
+
+    appearance_defaults = {"p_target": 0.0}
 
 
 def symmetric_kl(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:

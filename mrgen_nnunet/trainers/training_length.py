@@ -13,6 +13,7 @@ from mrgen_nnunet.trainers.augmented_trainer import (
     nnUNetTrainerMRGenAug,
     nnUNetTrainerMRGenAugCons,
     nnUNetTrainerMRGenAugIPA,
+    nnUNetTrainerMRGenAugKeep,
     nnUNetTrainerMRGenAugSLA,
 )
 from mrgen_nnunet.trainers.mrgen_trainer import nnUNetTrainerMRGen
@@ -121,6 +122,18 @@ class nnUNetTrainerMRGenAugCons_8epochs_60it(nnUNetTrainerMRGenAugCons):
 
 
 class nnUNetTrainerMRGenAugCons_30epochs_60it(nnUNetTrainerMRGenAugCons):
+    schedule = (30, 60)
+
+
+class nnUNetTrainerMRGenAugKeep_2epochs_10it(nnUNetTrainerMRGenAugKeep):
+    schedule = (2, 10)
+
+
+class nnUNetTrainerMRGenAugKeep_8epochs_60it(nnUNetTrainerMRGenAugKeep):
+    schedule = (8, 60)
+
+
+class nnUNetTrainerMRGenAugKeep_30epochs_60it(nnUNetTrainerMRGenAugKeep):
     schedule = (30, 60)
 
 

@@ -5,7 +5,12 @@ import pytest
 import torch
 
 from mrgen_nnunet.errors import MRGenError
-from mrgen_nnunet.trainers.appearance_transform import AppearanceSettings, AppearanceTransform
+from mrgen_nnunet.trainers.appearance_transform import (
+    AppearanceSettings,
+    AppearanceTransform,
+    CaseTracker,
+    TrackedDataset,
+)
 
 
 def _sample():
@@ -45,7 +50,35 @@ def test_probability_zero_is_identity_and_weights_pick_styles():
     assert {t.get_parameters()["style"] for _ in range(20)} == {"class"}
 
 
-@pytest.mark.parametrize("values, match", [({"p": 1.5}, "p must be"), ({"weights": {"sepia": 1}}, "weights"),
+class _Cases:
+    """The part of an nnU-Net dataset the loader uses: identifiers and load_case."""
+
+    identifiers = ["src_a", "tgt_b"]
+
+    def load_case(self, identifier):
+        return identifier
+
+
+def test_p_target_applies_to_the_case_the_tracked_dataset_loaded_last():
+    """A target-sequence case keeps its appearance (p_target 0) while a source case is redrawn (p 1); the dataset
+    wrapper and the transform still share one tracker after pickling (a data-augmentation worker's copy)."""
+    import pickle
+
+    tracker = CaseTracker()
+    dataset = TrackedDataset(_Cases(), tracker)
+    t = AppearanceTransform(AppearanceSettings(p=1.0, p_target=0.0), frozenset({"tgt_b"}), tracker)
+    dataset, t = pickle.loads(pickle.dumps((dataset, t)))
+    assert dataset.identifiers == ["src_a", "tgt_b"]  # everything else is the wrapped dataset's
+    before = _sample()["image"]
+    assert dataset.load_case("tgt_b") == "tgt_b" and t.probability() == 0.0
+    assert torch.equal(t(**_sample())["image"], before)
+    dataset.load_case("src_a")
+    assert t.probability() == 1.0 and not torch.allclose(t(**_sample())["image"], before)
+    # without p_target every case gets p, tracker or not
+    assert AppearanceTransform(AppearanceSettings(p=0.5), frozenset({"tgt_b"}), tracker).probability() == 0.5
+
+
+@pytest.mark.parametrize("values, match", [({"p": 1.5}, "p must be"), ({"p_target": -0.1}, "p_target must be"), ({"weights": {"sepia": 1}}, "weights"),
                                            ({"weights": {"gin": 0}}, "weights"), ({"strength": 1}, "unknown")])
 def test_bad_settings_are_one_line_errors(values, match):
     with pytest.raises(MRGenError, match=match):

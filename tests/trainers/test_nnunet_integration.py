@@ -173,7 +173,8 @@ def test_dataset_without_dataset_json_is_refused(tmp_path):
     assert env["nnUNet_extTrainer"].endswith("nnunet_ext") and "nnUNet_n_proc_DA" not in env
 
 
-@pytest.mark.parametrize("trainer", ["nnUNetTrainerMRGenAug_2epochs_10it", "nnUNetTrainerMRGenAugCons_2epochs_10it"])
+@pytest.mark.parametrize("trainer", ["nnUNetTrainerMRGenAug_2epochs_10it", "nnUNetTrainerMRGenAugCons_2epochs_10it",
+                                     "nnUNetTrainerMRGenAugKeep_2epochs_10it"])
 def test_augmented_trainer_trains_through_nnunet_cli(planned, trainer):
     """`nnUNetv2_train -tr nnUNetTrainerMRGenAug_2epochs_10it` through nnUNet_extTrainer: the appearance transform
     sits right after nnU-Net's spatial transform of the training pipeline, not in validation, and the run ends
@@ -217,6 +218,41 @@ def test_augmented_trainer_inserts_transform_in_training_only(planned, monkeypat
     assert AppearanceTransform not in [type(t) for t in gen_val.data_loader.transforms.transforms]
     batch = next(gen_tr)
     assert batch["data"].shape[0] == trainer.batch_size and torch.isfinite(batch["data"]).all()
+
+
+def test_keep_variant_redraws_source_cases_only_in_nnunets_loader(planned, monkeypatch):
+    """nnUNetTrainerMRGenAugKeep through nnU-Net's own data loader: with p = 1 every source sample is redrawn and
+    no synthetic one is (the transform sees which case nnU-Net loaded)."""
+    import torch
+
+    from mrgen_nnunet.trainers.appearance_transform import AppearanceTransform
+    from mrgen_nnunet.trainers.training_length import nnUNetTrainerMRGenAugKeep_2epochs_10it
+
+    env, folder, pre = planned
+    _set_env(monkeypatch, env)
+    plans = json.loads((pre / "nnUNetPlans.json").read_text(encoding="utf-8"))
+    dataset_json = json.loads((pre / "dataset.json").read_text(encoding="utf-8"))
+    dataset_json["mrgen"]["augmentation"] = {"p": 1.0}
+    trainer = nnUNetTrainerMRGenAugKeep_2epochs_10it({**plans, "continue_training": False}, "2d", 0, dataset_json,
+                                                     device=torch.device("cpu"))
+    assert trainer.appearance.p == 1.0 and trainer.appearance.p_target == 0.0
+    trainer.initialize()
+    gen_tr, _ = trainer.get_dataloaders()
+    loader = gen_tr.data_loader
+    transform = next(t for t in loader.transforms.transforms if isinstance(t, AppearanceTransform))
+    seen = []
+    redraw = transform.apply
+
+    def spy(data_dict, **params):
+        seen.append((transform.tracker.key, params["style"] is not None))
+        return redraw(data_dict, **params)
+
+    monkeypatch.setattr(transform, "apply", spy)
+    for _ in range(3):
+        loader.generate_train_batch()
+    synthetic = set(dataset_json["mrgen"]["synthetic_cases"])
+    assert {key in synthetic for key, _ in seen} == {True, False}  # both kinds were drawn
+    assert all(redrawn == (key not in synthetic) for key, redrawn in seen)
 
 
 def test_named_augmented_variant_sets_defaults_that_dataset_json_overrides(planned, monkeypatch):
