@@ -95,6 +95,12 @@ ROWS: dict[str, Row] = {r.name: r for r in (
     Row("selftrain2-ft-ens-plain", "source + target pseudo-labelled by the ensemble of two self-trained rows, "
         "fine-tuned from the ensemble-labelled row with nnU-Net's own augmentation only (base: selftrain-ft-ens)",
         ("source", "pseudo"), base="selftrain-ft-ens", finetune=True, voters=("selftrain2-ft-ipa",)),
+    # the same again with the redraw kept for the source slices only (nnUNetTrainerMRGenAugKeep): robustness from
+    # the source's new appearances, the target's own appearance from the pseudo-labelled scans
+    Row("selftrain2-ft-ens-keep", "source + target pseudo-labelled by the ensemble of two self-trained rows, "
+        "fine-tuned from the ensemble-labelled row, appearance redrawn on the source slices only (base: "
+        "selftrain-ft-ens)", ("source", "pseudo"), trainer="nnUNetTrainerMRGenAugKeep", base="selftrain-ft-ens",
+        finetune=True, voters=("selftrain2-ft-ipa",)),
     Row("selftrain-ft-ens-plain", "source + target pseudo-labelled by both bases' ensemble, fine-tuned from the IPA "
         "base with nnU-Net's own augmentation only", ("source", "pseudo"), base="source+aug-ipa", finetune=True,
         voters=("source+aug",)),
