@@ -24,19 +24,7 @@ from mrgen_nnunet.data.io import read_image
 from mrgen_nnunet.data.nnunet_raw import FILE_ENDING, list_cases, read_dataset_json
 from mrgen_nnunet.data.normalize import normalize_label, normalize_slice
 from mrgen_nnunet.filtering.nnunet_filter import NnUNetFilter
-from mrgen_nnunet.filtering.selection import Thresholds, passes, should_skip
-
-
-def why_rejected(scores, thresholds: Thresholds) -> list[str]:
-    """The rules one candidate breaks (empty when it passes)."""
-    reasons = [f"unrequested {k}" for k in scores.unrequested]
-    reasons += [f"iou {k}" for k, s in scores.organs.items() if s.iou < thresholds.iou]
-    reasons += [f"conf {k}" for k, s in scores.organs.items() if s.conf < thresholds.conf]
-    if scores.organs and np.mean([s.iou for s in scores.organs.values()]) < thresholds.mean_iou:
-        reasons.append("mean iou")
-    if scores.organs and np.mean([s.conf for s in scores.organs.values()]) < thresholds.mean_conf:
-        reasons.append("mean conf")
-    return reasons
+from mrgen_nnunet.filtering.selection import Thresholds, broken_rules, passes, should_skip
 
 
 def acceptance(dataset: Path, filt: NnUNetFilter, resolution: int, thresholds: Thresholds = Thresholds()) -> dict:
@@ -54,11 +42,11 @@ def acceptance(dataset: Path, filt: NnUNetFilter, resolution: int, thresholds: T
             skipped += 1
             continue
         x, info = normalize_slice(image, resolution)
-        spacing = max(info.shape[0] + info.pad[0] + info.pad[1], 1) * float(geometry.spacing[0]) / resolution
-        scores = filt.score(x[None], normalize_label(label, info)[None], labels, [spacing])[0]
+        scores = filt.score(x[None], normalize_label(label, info)[None], labels,
+                            [info.model_spacing(geometry.spacing[0])])[0]
         strict += passes(scores, thresholds)
         relaxed += passes(scores, thresholds.relaxed(0.1))
-        reasons.update(why_rejected(scores, thresholds))
+        reasons.update(broken_rules(scores, thresholds))
         for name, s in scores.organs.items():
             ious.setdefault(name, []).append(s.iou)
     scored = len(cases) - skipped

@@ -24,6 +24,10 @@ class SliceNormalisation:
     pad: tuple[int, int, int, int]  # (top, bottom, left, right) pixels added to make the square
     size: int  # model resolution N
 
+    def model_spacing(self, spacing_mm: float) -> float:
+        """mm per pixel on the (N, N) model grid of a slice whose original pixels are `spacing_mm` apart."""
+        return float(max(self.shape[0] + self.pad[0] + self.pad[1], 1)) * float(spacing_mm) / self.size
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -88,14 +88,22 @@ def should_skip(label_map: np.ndarray, thresholds: Thresholds) -> bool:
     return foreground_fraction(label_map) <= thresholds.min_foreground
 
 
+def broken_rules(scores: CandidateScores, thresholds: Thresholds) -> list[str]:
+    """The rules a candidate breaks, e.g. ["unrequested right ventricle", "iou myocardium", "mean conf"]."""
+    rules = [f"unrequested {name}" for name in scores.unrequested]
+    rules += [f"iou {name}" for name, s in scores.organs.items() if s.iou < thresholds.iou]
+    rules += [f"conf {name}" for name, s in scores.organs.items() if s.conf < thresholds.conf]
+    if scores.organs:
+        if np.mean([s.iou for s in scores.organs.values()]) < thresholds.mean_iou:
+            rules.append("mean iou")
+        if np.mean([s.conf for s in scores.organs.values()]) < thresholds.mean_conf:
+            rules.append("mean conf")
+    return rules
+
+
 def passes(scores: CandidateScores, thresholds: Thresholds) -> bool:
     """Per-organ and mean thresholds hold, and no unrequested organ was found. No organ scored → False."""
-    if not scores.organs or scores.unrequested:
-        return False
-    ious = np.array([s.iou for s in scores.organs.values()])
-    confs = np.array([s.conf for s in scores.organs.values()])
-    return bool((ious >= thresholds.iou).all() and (confs >= thresholds.conf).all()
-                and ious.mean() >= thresholds.mean_iou and confs.mean() >= thresholds.mean_conf)
+    return bool(scores.organs) and not broken_rules(scores, thresholds)
 
 
 def rank_key(scores: CandidateScores) -> tuple[float, float]:

@@ -96,7 +96,7 @@ def prepare_mask(item: MaskItem, labels: dict[str, int], modality, size: int, fi
         record["skipped"] = f"foreground <= {thresholds.min_foreground:.2%}"
         return Mask(item, record)
     x, info = normalize_slice(image, size)
-    pixel_spacing = float(max(info.shape[0] + info.pad[0] + info.pad[1], 1)) * float(geometry.spacing[0]) / size
+    pixel_spacing = info.model_spacing(geometry.spacing[0])
     return Mask(item, record, x, normalize_label(label, info), label, info, geometry, pixel_spacing, tries)
 
 

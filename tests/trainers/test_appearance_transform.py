@@ -78,8 +78,9 @@ def test_p_target_applies_to_the_case_the_tracked_dataset_loaded_last():
     assert AppearanceTransform(AppearanceSettings(p=0.5), frozenset({"tgt_b"}), tracker).probability() == 0.5
 
 
-@pytest.mark.parametrize("values, match", [({"p": 1.5}, "p must be"), ({"p_target": -0.1}, "p_target must be"), ({"weights": {"sepia": 1}}, "weights"),
-                                           ({"weights": {"gin": 0}}, "weights"), ({"strength": 1}, "unknown")])
+@pytest.mark.parametrize("values, match", [({"p": 1.5}, "p must be"), ({"p_target": -0.1}, "p_target must be"),
+                                           ({"weights": {"sepia": 1}}, "weights"), ({"weights": {"gin": 0}}, "weights"),
+                                           ({"strength": 1}, "unknown")])
 def test_bad_settings_are_one_line_errors(values, match):
     with pytest.raises(MRGenError, match=match):
         AppearanceSettings.from_dict(values)
